@@ -1,0 +1,232 @@
+/**
+ * Stack config → validated, normalized Model. Every problem is collected and reported
+ * at once, each naming its key path as an operator would write it
+ * (`edgeplane:services.grafana.host: unknown host "edg"`); nothing downstream runs on
+ * an invalid config.
+ */
+import type { ZodIssue } from "zod";
+import { hostSchema, NAME, serviceSchema, stackSchema, type ParsedStack } from "./schema";
+import type { Host, Model, Service } from "./types";
+
+export type { Model, Host, Service } from "./types";
+
+/** The top-level config keys edgeplane reads, without the `edgeplane:` prefix. */
+export const CONFIG_KEYS = ["domain", "cloudflare", "tls", "images", "envoy", "hosts", "services", "authentik"] as const;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Formats a key path the way it appears in Pulumi.<stack>.yaml: `edgeplane:services.grafana.port`. */
+export function keyPath(path: readonly (string | number)[]): string {
+  const [head, ...rest] = path;
+  let out = `edgeplane:${head ?? ""}`;
+  for (const seg of rest) out += typeof seg === "number" ? `[${seg}]` : `.${seg}`;
+  return out;
+}
+
+function describeIssue(issue: ZodIssue): string[] {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key`);
+  }
+  if (issue.code === "invalid_type" && issue.received === "undefined") {
+    return [`${keyPath(issue.path)}: is required`];
+  }
+  if (issue.code === "invalid_type") {
+    return [`${keyPath(issue.path)}: must be ${article(issue.expected)}, got ${issue.received}`];
+  }
+  if (issue.code === "invalid_enum_value") {
+    return [`${keyPath(issue.path)}: must be one of ${issue.options.map((o) => JSON.stringify(o)).join(", ")}, got ${JSON.stringify(issue.received)}`];
+  }
+  return [`${keyPath(issue.path)}: ${issue.message}`];
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+const RESERVED_PORTS: ReadonlyMap<number, string> = new Map([
+  [80, "Envoy's HTTP listener"],
+  [443, "Envoy's HTTPS listener"],
+]);
+/** Linux user names are at most 32 bytes; the service user is `ep-<service>`. */
+const MAX_SERVICE_NAME = 29;
+const MAX_HOST_NAME = 63;
+
+/** Cross-field rules that need the whole parsed config. Returns every problem found. */
+function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declaredServices: readonly string[]): string[] {
+  const problems: string[] = [];
+  const hostNames = Object.keys(stack.hosts);
+  const hostList = declaredHosts.map((n) => `"${n}"`).join(", ");
+  // A host whose own entry has errors still exists for the services that name it.
+  const knownHost = (name: string) => declaredHosts.includes(name);
+  const parsedHost = (name: string) => Object.hasOwn(stack.hosts, name);
+
+  for (const name of hostNames) {
+    if (!NAME.test(name) || name.length > MAX_HOST_NAME) {
+      problems.push(`${keyPath(["hosts", name])}: host names must match [a-z0-9-] (at most ${MAX_HOST_NAME}, no leading or trailing -)`);
+    }
+  }
+  const ingress = hostNames.filter((n) => stack.hosts[n]?.ingress);
+  if (declaredHosts.length === 0) {
+    problems.push(`${keyPath(["hosts"])}: must define at least one host`);
+  } else if (ingress.length !== 1 && hostNames.length === declaredHosts.length) {
+    problems.push(
+      `${keyPath(["hosts"])}: exactly one host must have ingress: true, found ${ingress.length}${ingress.length ? ` (${ingress.join(", ")})` : ""}`,
+    );
+  }
+  for (const name of ingress) {
+    if (!stack.hosts[name]?.publicIPv4) problems.push(`${keyPath(["hosts", name, "publicIPv4"])}: is required on the ingress host`);
+  }
+  const tailnetOwners = new Map<string, string>();
+  for (const [name, host] of Object.entries(stack.hosts)) {
+    const other = tailnetOwners.get(host.tailnetIP);
+    if (other) problems.push(`${keyPath(["hosts", name, "tailnetIP"])}: ${host.tailnetIP} is already the tailnet address of host "${other}"`);
+    else tailnetOwners.set(host.tailnetIP, name);
+    if (!inCgnat(host.tailnetIP)) problems.push(`${keyPath(["hosts", name, "tailnetIP"])}: ${host.tailnetIP} is not a tailnet address (100.64.0.0/10)`);
+  }
+
+  const adminPort = stack.envoy.adminPort;
+  const reservedOnIngress = new Map(RESERVED_PORTS).set(adminPort, "Envoy's admin interface");
+  const fqdnOwners = new Map<string, string>();
+  // host → port → what uses it, so a collision names the first user
+  const portUsers = new Map<string, Map<number, string>>();
+  const claimPort = (host: string, port: number, user: string, path: (string | number)[]) => {
+    const ports = portUsers.get(host) ?? new Map<number, string>();
+    portUsers.set(host, ports);
+    const holder = ports.get(port);
+    if (holder) problems.push(`${keyPath(path)}: port ${port} on host "${host}" is already used by ${holder}`);
+    else ports.set(port, user);
+  };
+
+  // Sorted, so which of two colliding services is blamed does not depend on YAML order.
+  for (const [name, svc] of Object.entries(stack.services).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const at = (...rest: (string | number)[]) => ["services", name, ...rest];
+    if (!NAME.test(name) || name.length > MAX_SERVICE_NAME) {
+      problems.push(`${keyPath(at())}: service names must match [a-z0-9-] (at most ${MAX_SERVICE_NAME}, no leading or trailing -)`);
+    }
+    if (!knownHost(svc.host)) problems.push(`${keyPath(at("host"))}: unknown host "${svc.host}" (hosts: ${hostList})`);
+
+    const fqdn = svc.fqdn ?? `${name}.${stack.domain}`;
+    const fqdnOwner = fqdnOwners.get(fqdn);
+    if (fqdnOwner) problems.push(`${keyPath(at("fqdn"))}: ${fqdn} is already the name of service "${fqdnOwner}"`);
+    else fqdnOwners.set(fqdn, name);
+
+    const reserved = svc.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS;
+    const reason = reserved.get(svc.caddyPort);
+    if (reason) problems.push(`${keyPath(at("caddyPort"))}: port ${svc.caddyPort} is reserved for ${reason}`);
+    else if (svc.caddyPort < 1024) problems.push(`${keyPath(at("caddyPort"))}: must be 1024 or above (rootless pods cannot bind privileged ports)`);
+    else if (parsedHost(svc.host)) claimPort(svc.host, svc.caddyPort, `the Caddy of service "${name}"`, at("caddyPort"));
+
+    for (const [key] of Object.entries(svc.env)) {
+      if (svc.secrets.includes(key)) problems.push(`${keyPath(at("env", key))}: ${key} is also listed in secrets; a variable is either plain or secret`);
+    }
+    const seenSecrets = new Set<string>();
+    svc.secrets.forEach((secret, i) => {
+      if (seenSecrets.has(secret)) problems.push(`${keyPath(at("secrets", i))}: ${secret} is listed twice`);
+      seenSecrets.add(secret);
+    });
+    if (svc.auth && !stack.authentik) {
+      problems.push(`${keyPath(at("auth"))}: needs edgeplane:authentik, which names the service that runs Authentik`);
+    }
+    if (svc.publicPaths.length > 0 && !svc.auth) {
+      problems.push(`${keyPath(at("publicPaths"))}: only means something with auth; without auth every path is public`);
+    }
+    svc.l7?.backends.forEach((backend, i) => {
+      if (!knownHost(backend.host)) {
+        problems.push(`${keyPath(at("l7", "backends", i, "host"))}: unknown host "${backend.host}" (hosts: ${hostList})`);
+      } else {
+        const reservedReason = (backend.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS).get(backend.port);
+        if (reservedReason) problems.push(`${keyPath(at("l7", "backends", i, "port"))}: port ${backend.port} is reserved for ${reservedReason}`);
+        else claimPort(backend.host, backend.port, `backend ${i} of service "${name}"`, at("l7", "backends", i, "port"));
+      }
+    });
+  }
+
+  if (stack.authentik) {
+    const svcName = stack.authentik.service;
+    const svc = stack.services[svcName];
+    if (!declaredServices.includes(svcName)) {
+      problems.push(`${keyPath(["authentik", "service"])}: unknown service "${svcName}"`);
+    } else if (svc?.auth) {
+      problems.push(`${keyPath(["services", svcName, "auth"])}: the Authentik service cannot sit behind itself`);
+    }
+  }
+  return problems;
+}
+
+function inCgnat(ip: string): boolean {
+  const [a, b] = ip.split(".").map(Number);
+  return a === 100 && b !== undefined && b >= 64 && b <= 127;
+}
+
+function normalize(stack: ParsedStack): Model {
+  const byName = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+  const hosts: Host[] = Object.entries(stack.hosts)
+    .sort(byName)
+    .map(([name, h]) => ({
+      name,
+      ingress: h.ingress,
+      ...(h.publicIPv4 ? { publicIPv4: h.publicIPv4 } : {}),
+      ...(h.publicIPv6 ? { publicIPv6: h.publicIPv6 } : {}),
+      tailnetIP: h.tailnetIP,
+      ssh: { host: h.ssh.host, user: h.ssh.user, port: h.ssh.port },
+    }));
+  const services: Service[] = Object.entries(stack.services)
+    .sort(byName)
+    .map(([name, s]) => ({
+      name,
+      host: s.host,
+      image: s.image,
+      port: s.port,
+      caddyPort: s.caddyPort,
+      fqdn: s.fqdn ?? `${name}.${stack.domain}`,
+      exposure: s.exposure,
+      ...(s.auth ? { auth: { groups: [...new Set(s.auth.groups)].sort() } } : {}),
+      publicPaths: [...new Set(s.publicPaths)].sort(),
+      env: Object.entries(s.env).sort(byName),
+      secrets: [...s.secrets].sort(),
+      volumes: [...s.volumes],
+      ...(s.l7 ? { l7: { backends: s.l7.backends.map((b) => ({ host: b.host, port: b.port })), healthPath: s.l7.healthPath } } : {}),
+    }));
+  return {
+    domain: stack.domain,
+    cloudflare: { zoneId: stack.cloudflare.zoneId, permissionGroups: { ...stack.cloudflare.permissionGroups } },
+    tls: { issuer: stack.tls.issuer, ...(stack.tls.email ? { email: stack.tls.email } : {}) },
+    images: { ...stack.images },
+    envoy: { adminPort: stack.envoy.adminPort },
+    hosts,
+    services,
+    ...(stack.authentik ? { authentik: { service: stack.authentik.service } } : {}),
+  };
+}
+
+/**
+ * Validates and normalizes the `edgeplane:*` config (keys without the prefix).
+ * Throws ConfigError listing every problem when the config is invalid.
+ */
+export function buildModel(raw: unknown): Model {
+  const top = stackSchema.safeParse(raw);
+  if (!top.success) throw new ConfigError(dedupe(top.error.issues.flatMap(describeIssue)));
+  const problems: string[] = [];
+  const parseEntries = <T>(section: "hosts" | "services", schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: ZodIssue[] } } }) => {
+    const out: Record<string, T> = {};
+    for (const [name, value] of Object.entries(top.data[section])) {
+      const result = schema.safeParse(value);
+      if (result.success) out[name] = result.data;
+      else problems.push(...result.error.issues.flatMap((i) => describeIssue({ ...i, path: [section, name, ...i.path] })));
+    }
+    return out;
+  };
+  const stack: ParsedStack = { ...top.data, hosts: parseEntries("hosts", hostSchema), services: parseEntries("services", serviceSchema) };
+  problems.push(...crossCheck(stack, Object.keys(top.data.hosts), Object.keys(top.data.services)));
+  if (problems.length > 0) throw new ConfigError(dedupe(problems));
+  return normalize(stack);
+}
+
+function dedupe(items: string[]): string[] {
+  return [...new Set(items)];
+}

@@ -1,0 +1,124 @@
+/**
+ * The shape of the `edgeplane:*` stack config keys (DESIGN.md, "Contract: stack
+ * config"). Objects are strict so a misspelt key is an error rather than a silently
+ * ignored setting. Cross-field rules (unknown hosts, port collisions, …) live in
+ * validate.ts, because they need the whole config at once.
+ */
+import { z } from "zod";
+
+/** Config keys that name hosts and services: they become unit, user and DNS labels. */
+export const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HEX32 = /^[0-9a-f]{32}$/;
+/** `name:/path[:opts]` (named volume) or `/host/path:/path[:opts]` (bind mount). */
+const VOLUME = /^([A-Za-z0-9][A-Za-z0-9_.-]*|\/[^:\s]*):\/[^:\s]*(:[A-Za-z,]+)?$/;
+const IMAGE = /^[a-z0-9][a-z0-9._\-/:@]*$/i;
+
+const ipv4 = z.string().ip({ version: "v4", message: "must be an IPv4 address" });
+const ipv6 = z.string().ip({ version: "v6", message: "must be an IPv6 address" });
+const port = z
+  .number({ invalid_type_error: "must be a port number" })
+  .int("must be a whole number")
+  .min(1, "must be between 1 and 65535")
+  .max(65535, "must be between 1 and 65535");
+const dnsName = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.string().regex(DNS_NAME, "must be a DNS name such as app.example.org"));
+const image = z.string().regex(IMAGE, "must be a container image reference such as docker.io/library/nginx:1.27");
+const envValue = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v));
+
+export const sshSchema = z
+  .object({
+    host: z.string().min(1, "must not be empty"),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a Linux user name"),
+    port: port.default(22),
+  })
+  .strict();
+
+export const hostSchema = z
+  .object({
+    ingress: z.boolean().default(false),
+    publicIPv4: ipv4.optional(),
+    publicIPv6: ipv6.optional(),
+    tailnetIP: ipv4,
+    ssh: sshSchema,
+  })
+  .strict();
+
+export const serviceSchema = z
+  .object({
+    host: z.string(),
+    image,
+    port,
+    caddyPort: port,
+    fqdn: dnsName.optional(),
+    exposure: z.enum(["public", "tailnet"]).default("public"),
+    auth: z
+      .object({ groups: z.array(z.string().min(1, "must not be empty")).min(1, "must name at least one group") })
+      .strict()
+      .optional(),
+    publicPaths: z
+      .array(z.string().regex(/^\/[A-Za-z0-9._~\-/]*\*?$/, 'must be a path such as /api/health or /hooks/*'))
+      .default([]),
+    env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
+    secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
+    volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
+    l7: z
+      .object({
+        backends: z
+          .array(z.object({ host: z.string(), port }).strict())
+          .min(1, "must list at least one backend"),
+        healthPath: z.string().regex(/^\/\S*$/, "must be a path such as /health").default("/health"),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const stackSchema = z
+  .object({
+    domain: dnsName,
+    cloudflare: z
+      .object({
+        zoneId: z.string().regex(HEX32, "must be a 32-character lowercase hex Cloudflare zone ID"),
+        permissionGroups: z
+          .object({
+            dnsWrite: z.string().regex(HEX32, "must be a 32-character hex permission-group ID"),
+            zoneRead: z.string().regex(HEX32, "must be a 32-character hex permission-group ID"),
+          })
+          .strict()
+          // Cloudflare's IDs for "DNS Write" and "Zone Read" (REFERENCE.md §1).
+          .default({ dnsWrite: "4755a26eedb94da69e1066d98aa820be", zoneRead: "c8fed203ed3043cba015a93ad1616f1f" }),
+      })
+      .strict(),
+    tls: z
+      .object({
+        issuer: z.enum(["cloudflare-dns", "internal"]).default("cloudflare-dns"),
+        email: z.string().email("must be an email address").optional(),
+      })
+      .strict()
+      .default({}),
+    images: z
+      .object({
+        envoy: image.default("docker.io/envoyproxy/envoy:v1.36.2"),
+        caddy: image.default("ghcr.io/caddybuilds/caddy-cloudflare:2.11.2"),
+      })
+      .strict()
+      .default({}),
+    envoy: z.object({ adminPort: port.default(9901) }).strict().default({}),
+    // Entries are parsed one by one (model/index.ts) so that a mistake in one service
+    // does not hide the cross-checks of the others.
+    hosts: z.record(z.string(), z.unknown()),
+    services: z.record(z.string(), z.unknown()),
+    authentik: z.object({ service: z.string() }).strict().optional(),
+  })
+  .strict();
+
+export type ParsedHost = z.output<typeof hostSchema>;
+export type ParsedService = z.output<typeof serviceSchema>;
+export type ParsedStack = Omit<z.output<typeof stackSchema>, "hosts" | "services"> & {
+  hosts: Record<string, ParsedHost>;
+  services: Record<string, ParsedService>;
+};

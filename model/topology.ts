@@ -1,0 +1,63 @@
+/**
+ * Derived facts about where traffic flows, computed from a valid model. Renderers
+ * ask these questions instead of re-deriving addresses, so Envoy's clusters, each
+ * pod's published port and each Caddy's PROXY-protocol allow list always agree.
+ */
+import type { Host, Model, Service } from "./types";
+
+export function hostByName(model: Model, name: string): Host {
+  const host = model.hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`internal: unknown host ${JSON.stringify(name)} in a validated model`);
+  return host;
+}
+
+export function ingressHost(model: Model): Host {
+  const host = model.hosts.find((h) => h.ingress);
+  if (!host) throw new Error("internal: a validated model has exactly one ingress host");
+  return host;
+}
+
+/** True when the service's pod runs on the same machine as Envoy. */
+export function colocatedWithIngress(model: Model, service: Service): boolean {
+  return service.host === ingressHost(model).name;
+}
+
+/**
+ * The address the pod publishes Caddy's port on: loopback when Envoy runs on the same
+ * host (nothing else can reach it), otherwise the pod host's tailnet address (Envoy
+ * reaches it over the tailnet; the public interface never exposes it).
+ */
+export function caddyBindAddress(model: Model, service: Service): string {
+  return colocatedWithIngress(model, service) ? "127.0.0.1" : hostByName(model, service.host).tailnetIP;
+}
+
+/** Where Envoy sends the still-encrypted stream for this service. */
+export function envoyUpstream(model: Model, service: Service): { address: string; port: number } {
+  return { address: caddyBindAddress(model, service), port: service.caddyPort };
+}
+
+/**
+ * The only source address whose PROXY protocol header this pod's Caddy believes, as
+ * seen inside the pod. Rootless podman 5 publishes pod ports through pasta, which keeps
+ * the client's source address (REFERENCE.md §8); a connection that arrives on the
+ * host's loopback is spliced and appears from 127.0.0.1. So: Envoy on the same host
+ * connects from 127.0.0.1; Envoy on another host connects from its tailnet address.
+ */
+export function envoySourceAddress(model: Model, service: Service): string {
+  return colocatedWithIngress(model, service) ? "127.0.0.1" : ingressHost(model).tailnetIP;
+}
+
+/** Services that run on the given host, sorted by name. */
+export function servicesOnHost(model: Model, hostName: string): Service[] {
+  return model.services.filter((s) => s.host === hostName);
+}
+
+/** Linux user that owns and runs the service's rootless pod. */
+export function serviceUser(service: Service): string {
+  return `ep-${service.name}`;
+}
+
+/** Home of the service user; every per-service file lives below it. */
+export function serviceHome(service: Service): string {
+  return `/var/lib/edgeplane/${service.name}`;
+}

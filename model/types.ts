@@ -1,0 +1,98 @@
+/**
+ * The validated, normalized model of one stack: what every renderer and component
+ * consumes. Nothing here knows about Pulumi; `buildModel` (model/index.ts) is the only
+ * way to get one, so every value below has already been checked and defaulted.
+ *
+ * Collections are sorted by name so rendered output is deterministic.
+ */
+
+export type TlsIssuer = "cloudflare-dns" | "internal";
+export type Exposure = "public" | "tailnet";
+
+export interface SshTarget {
+  readonly host: string;
+  readonly user: string;
+  readonly port: number;
+}
+
+export interface Host {
+  /** Config key of the host, [a-z0-9-]. */
+  readonly name: string;
+  /** Runs Envoy. Exactly one host per stack does. */
+  readonly ingress: boolean;
+  readonly publicIPv4?: string;
+  readonly publicIPv6?: string;
+  /** The host's address on the tailnet (100.64.0.0/10). */
+  readonly tailnetIP: string;
+  readonly ssh: SshTarget;
+}
+
+export interface L7Backend {
+  /** A key of `hosts`: resolved to that host's tailnet address. */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface L7Settings {
+  readonly backends: readonly L7Backend[];
+  readonly healthPath: string;
+}
+
+export interface ServiceAuth {
+  /** Authentik groups allowed in, sorted. */
+  readonly groups: readonly string[];
+}
+
+export interface Service {
+  /** Config key of the service, [a-z0-9-]. */
+  readonly name: string;
+  /** Name of the host the pod runs on. */
+  readonly host: string;
+  readonly image: string;
+  /** The app's port inside the pod; never published. */
+  readonly port: number;
+  /** Host port of this pod's Caddy, bound only to the address Envoy reaches. */
+  readonly caddyPort: number;
+  readonly fqdn: string;
+  readonly exposure: Exposure;
+  readonly auth?: ServiceAuth;
+  /** Paths that bypass auth (exact paths or prefixes ending in `*`). */
+  readonly publicPaths: readonly string[];
+  /** Plain environment of the app container, as [name, value] pairs sorted by name. */
+  readonly env: readonly (readonly [string, string])[];
+  /** Names of generated secrets handed to the app as environment variables, sorted. */
+  readonly secrets: readonly string[];
+  /** Podman volume specs for the app container (`name:/path[:opts]`), in config order. */
+  readonly volumes: readonly string[];
+  readonly l7?: L7Settings;
+}
+
+export interface Images {
+  readonly envoy: string;
+  readonly caddy: string;
+}
+
+export interface CloudflareSettings {
+  readonly zoneId: string;
+  /** Permission-group IDs granted to each pod's token. */
+  readonly permissionGroups: { readonly dnsWrite: string; readonly zoneRead: string };
+}
+
+export interface EnvoySettings {
+  /** Admin interface port, bound to 127.0.0.1 only. */
+  readonly adminPort: number;
+}
+
+export interface Model {
+  readonly domain: string;
+  readonly cloudflare: CloudflareSettings;
+  readonly tls: { readonly issuer: TlsIssuer; readonly email?: string };
+  readonly images: Images;
+  readonly envoy: EnvoySettings;
+  /** Sorted by name. */
+  readonly hosts: readonly Host[];
+  /** Sorted by name. */
+  readonly services: readonly Service[];
+  /** The Authentik service, when the stack configures one. */
+  readonly authentik?: { readonly service: string };
+}

@@ -1,0 +1,60 @@
+/**
+ * Reads a stack's config the way the Pulumi CLI would hand it to the program:
+ * `Pulumi.yaml` defaults, overlaid with `Pulumi.<stack>.yaml`, structured values as
+ * JSON text. Values the CLI would decrypt (`secure:`) become the literal `[secret]`:
+ * the offline plan never has, and never needs, a real secret.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+
+export const SECRET_PLACEHOLDER = "[secret]";
+
+export interface StackConfig {
+  readonly project: string;
+  readonly stack: string;
+  /** "namespace:key" → value as the program sees it (JSON text for structured values). */
+  readonly values: Record<string, string>;
+  /** Keys whose value is a secret. */
+  readonly secretKeys: string[];
+}
+
+/** Replaces every `{secure: …}` with the placeholder; reports whether any was found. */
+function maskSecure(value: unknown): { value: unknown; secret: boolean } {
+  if (Array.isArray(value)) {
+    const items = value.map(maskSecure);
+    return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
+  }
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 1 && entries[0]![0] === "secure") return { value: SECRET_PLACEHOLDER, secret: true };
+    const masked = entries.map(([k, v]) => [k, maskSecure(v)] as const);
+    return { value: Object.fromEntries(masked.map(([k, m]) => [k, m.value])), secret: masked.some(([, m]) => m.secret) };
+  }
+  return { value, secret: false };
+}
+
+export function loadStackConfig(root: string, stack: string): StackConfig {
+  const projectFile = path.join(root, "Pulumi.yaml");
+  const stackFile = path.join(root, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(stackFile)) throw new Error(`no stack config: ${path.relative(process.cwd(), stackFile) || stackFile} does not exist`);
+  const projectDoc = YAML.parse(fs.readFileSync(projectFile, "utf8")) as { name: string; config?: Record<string, { default?: unknown }> };
+  const stackDoc = (YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const project = projectDoc.name;
+  const qualify = (key: string) => (key.includes(":") ? key : `${project}:${key}`);
+
+  const merged = new Map<string, unknown>();
+  for (const [key, decl] of Object.entries(projectDoc.config ?? {})) {
+    if (decl && typeof decl === "object" && "default" in decl) merged.set(qualify(key), decl.default);
+  }
+  for (const [key, value] of Object.entries(stackDoc.config ?? {})) merged.set(qualify(key), value);
+
+  const values: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  for (const [key, value] of [...merged].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const masked = maskSecure(value);
+    values[key] = typeof masked.value === "string" ? masked.value : JSON.stringify(masked.value);
+    if (masked.secret) secretKeys.push(key);
+  }
+  return { project, stack, values, secretKeys };
+}

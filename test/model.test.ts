@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { buildModel, ConfigError } from "../model";
+
+/** A valid config written straight from the contract in DESIGN.md. */
+function validConfig(): any {
+  return {
+    domain: "example.org",
+    cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
+    tls: { issuer: "cloudflare-dns" },
+    hosts: {
+      edge: {
+        ingress: true,
+        publicIPv4: "203.0.113.10",
+        publicIPv6: "2001:db8::10",
+        tailnetIP: "100.64.0.1",
+        ssh: { host: "100.64.0.1", user: "deploy" },
+      },
+      gpu: { tailnetIP: "100.64.0.2", ssh: { host: "100.64.0.2", user: "deploy" } },
+    },
+    services: {
+      grafana: {
+        host: "edge",
+        image: "docker.io/grafana/grafana:11.2.0",
+        port: 3000,
+        caddyPort: 10443,
+        fqdn: "grafana.example.org",
+        exposure: "public",
+        auth: { groups: ["admins"] },
+        publicPaths: ["/api/health"],
+        env: { GF_LOG_MODE: "console" },
+        secrets: ["GF_SECURITY_SECRET_KEY"],
+        volumes: ["grafana-data:/var/lib/grafana"],
+      },
+      authentik: { host: "edge", image: "ghcr.io/goauthentik/server:2025.10.1", port: 9000, caddyPort: 10400, fqdn: "auth.example.org" },
+      vllm: {
+        host: "gpu",
+        image: "docker.io/vllm/vllm-openai:v0.6.3",
+        port: 8000,
+        caddyPort: 10450,
+        l7: { backends: [{ host: "gpu", port: 8001 }, { host: "gpu", port: 8002 }], healthPath: "/health" },
+      },
+    },
+    authentik: { service: "authentik" },
+  };
+}
+
+function problemsOf(mutate: (c: any) => void): readonly string[] {
+  const config = validConfig();
+  mutate(config);
+  try {
+    buildModel(config);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.problems;
+  }
+  assert.fail("config was accepted");
+}
+
+describe("buildModel on a valid config", () => {
+  const model = buildModel(validConfig());
+
+  it("defaults the FQDN to <service>.<domain> and keeps explicit ones", () => {
+    assert.equal(model.services.find((s) => s.name === "vllm")?.fqdn, "vllm.example.org");
+    assert.equal(model.services.find((s) => s.name === "authentik")?.fqdn, "auth.example.org");
+  });
+
+  it("defaults the SSH port to 22 and exposure to public", () => {
+    assert.deepEqual(model.hosts.map((h) => h.ssh.port), [22, 22]);
+    assert.equal(model.services.find((s) => s.name === "vllm")?.exposure, "public");
+  });
+
+  it("sorts hosts and services by name whatever the config order", () => {
+    assert.deepEqual(model.services.map((s) => s.name), ["authentik", "grafana", "vllm"]);
+    const reversed = validConfig();
+    reversed.services = Object.fromEntries(Object.entries(reversed.services).reverse());
+    reversed.hosts = Object.fromEntries(Object.entries(reversed.hosts).reverse());
+    assert.deepEqual(buildModel(reversed), model);
+  });
+
+  it("fills image and Envoy defaults and Cloudflare's permission groups", () => {
+    assert.match(model.images.caddy, /caddy-cloudflare/);
+    assert.equal(model.envoy.adminPort, 9901);
+    assert.deepEqual(model.cloudflare.permissionGroups, {
+      dnsWrite: "4755a26eedb94da69e1066d98aa820be",
+      zoneRead: "c8fed203ed3043cba015a93ad1616f1f",
+    });
+  });
+
+  it("lower-cases FQDNs and turns numeric and boolean env values into strings", () => {
+    const m = buildModel(
+      (() => {
+        const c = validConfig();
+        c.services.grafana.fqdn = "Grafana.Example.ORG";
+        c.services.grafana.env = { B: 1, A: false };
+        return c;
+      })(),
+    );
+    const grafana = m.services.find((s) => s.name === "grafana")!;
+    assert.equal(grafana.fqdn, "grafana.example.org");
+    assert.deepEqual(grafana.env, [["A", "false"], ["B", "1"]]);
+  });
+});
+
+describe("buildModel rejects invalid configs, naming each key", () => {
+  const cases: [string, (c: any) => void, string[]][] = [
+    ["unknown host reference", (c) => (c.services.grafana.host = "edg"), ['edgeplane:services.grafana.host: unknown host "edg" (hosts: "edge", "gpu")']],
+    [
+      "duplicate FQDN",
+      (c) => (c.services.vllm.fqdn = "grafana.example.org"),
+      ['edgeplane:services.vllm.fqdn: grafana.example.org is already the name of service "grafana"'],
+    ],
+    [
+      "caddyPort collision on one host",
+      (c) => (c.services.authentik.caddyPort = 10443),
+      ['edgeplane:services.grafana.caddyPort: port 10443 on host "edge" is already used by the Caddy of service "authentik"'],
+    ],
+    ["reserved port 443", (c) => (c.services.grafana.caddyPort = 443), ["edgeplane:services.grafana.caddyPort: port 443 is reserved for Envoy's HTTPS listener"]],
+    ["reserved port 80", (c) => (c.services.vllm.caddyPort = 80), ["edgeplane:services.vllm.caddyPort: port 80 is reserved for Envoy's HTTP listener"]],
+    [
+      "Envoy admin port on the ingress host",
+      (c) => (c.services.grafana.caddyPort = 9901),
+      ["edgeplane:services.grafana.caddyPort: port 9901 is reserved for Envoy's admin interface"],
+    ],
+    ["privileged caddyPort", (c) => (c.services.grafana.caddyPort = 8), ["edgeplane:services.grafana.caddyPort: must be 1024 or above (rootless pods cannot bind privileged ports)"]],
+    ["no ingress host", (c) => (c.hosts.edge.ingress = false), ["edgeplane:hosts: exactly one host must have ingress: true, found 0"]],
+    ["two ingress hosts", (c) => Object.assign(c.hosts.gpu, { ingress: true, publicIPv4: "203.0.113.11" }), ["edgeplane:hosts: exactly one host must have ingress: true, found 2 (edge, gpu)"]],
+    ["ingress host without public address", (c) => delete c.hosts.edge.publicIPv4, ["edgeplane:hosts.edge.publicIPv4: is required on the ingress host"]],
+    [
+      "auth without Authentik",
+      (c) => delete c.authentik,
+      ["edgeplane:services.grafana.auth: needs edgeplane:authentik, which names the service that runs Authentik"],
+    ],
+    ["Authentik names an unknown service", (c) => (c.authentik.service = "sso"), ['edgeplane:authentik.service: unknown service "sso"']],
+    ["bad service name", (c) => (c.services.Grafana_2 = c.services.grafana, delete c.services.grafana), [
+      "edgeplane:services.Grafana_2: service names must match [a-z0-9-] (at most 29, no leading or trailing -)",
+    ]],
+    ["bad host name", (c) => ((c.hosts["-gpu"] = c.hosts.gpu), delete c.hosts.gpu, (c.services.vllm.host = "-gpu"), (c.services.vllm.l7.backends = [{ host: "-gpu", port: 8001 }])), [
+      "edgeplane:hosts.-gpu: host names must match [a-z0-9-] (at most 63, no leading or trailing -)",
+    ]],
+    ["misspelt key", (c) => (c.services.grafana.imgae = "x"), ["edgeplane:services.grafana.imgae: unknown key"]],
+    ["port out of range", (c) => (c.services.grafana.port = 70000), ["edgeplane:services.grafana.port: must be between 1 and 65535"]],
+    ["port as a string", (c) => (c.services.grafana.port = "3000"), ["edgeplane:services.grafana.port: must be a number, got string"]],
+    ["missing image", (c) => delete c.services.vllm.image, ["edgeplane:services.vllm.image: is required"]],
+    ["bad exposure", (c) => (c.services.grafana.exposure = "private"), ['edgeplane:services.grafana.exposure: must be one of "public", "tailnet", got "private"']],
+    ["tailnet IP outside 100.64.0.0/10", (c) => (c.hosts.gpu.tailnetIP = "10.0.0.2"), ["edgeplane:hosts.gpu.tailnetIP: 10.0.0.2 is not a tailnet address (100.64.0.0/10)"]],
+    ["shared tailnet IP", (c) => (c.hosts.gpu.tailnetIP = "100.64.0.1"), ['edgeplane:hosts.gpu.tailnetIP: 100.64.0.1 is already the tailnet address of host "edge"']],
+    ["bad zone ID", (c) => (c.cloudflare.zoneId = "example.org"), ["edgeplane:cloudflare.zoneId: must be a 32-character lowercase hex Cloudflare zone ID"]],
+    ["unknown TLS issuer", (c) => (c.tls.issuer = "letsencrypt"), ['edgeplane:tls.issuer: must be one of "cloudflare-dns", "internal", got "letsencrypt"']],
+    ["secret also in env", (c) => (c.services.grafana.env.GF_SECURITY_SECRET_KEY = "x"), [
+      "edgeplane:services.grafana.env.GF_SECURITY_SECRET_KEY: GF_SECURITY_SECRET_KEY is also listed in secrets; a variable is either plain or secret",
+    ]],
+    ["publicPaths without auth", (c) => (c.services.vllm.publicPaths = ["/health"]), ["edgeplane:services.vllm.publicPaths: only means something with auth; without auth every path is public"]],
+    ["L7 backend on an unknown host", (c) => (c.services.vllm.l7.backends[1].host = "gpu2"), ['edgeplane:services.vllm.l7.backends[1].host: unknown host "gpu2" (hosts: "edge", "gpu")']],
+    [
+      "L7 backend port taken by a Caddy",
+      (c) => (c.services.vllm.l7.backends[0].port = 10450),
+      ['edgeplane:services.vllm.l7.backends[0].port: port 10450 on host "gpu" is already used by the Caddy of service "vllm"'],
+    ],
+    ["Authentik behind itself", (c) => (c.services.authentik.auth = { groups: ["admins"] }), ["edgeplane:services.authentik.auth: the Authentik service cannot sit behind itself"]],
+    ["empty auth groups", (c) => (c.services.grafana.auth.groups = []), ["edgeplane:services.grafana.auth.groups: must name at least one group"]],
+    ["missing domain", (c) => delete c.domain, ["edgeplane:domain: is required"]],
+  ];
+
+  for (const [title, mutate, expected] of cases) {
+    it(title, () => assert.deepEqual(problemsOf(mutate), expected));
+  }
+
+  it("reports every problem at once, across services and shapes", () => {
+    const problems = problemsOf((c) => {
+      c.services.grafana.port = "3000";
+      c.services.vllm.host = "nowhere";
+      c.services.authentik.caddyPort = 443;
+    });
+    assert.deepEqual(problems, [
+      "edgeplane:services.grafana.port: must be a number, got string",
+      "edgeplane:services.authentik.caddyPort: port 443 is reserved for Envoy's HTTPS listener",
+      'edgeplane:services.vllm.host: unknown host "nowhere" (hosts: "edge", "gpu")',
+    ]);
+  });
+
+  it("puts every problem in the error message", () => {
+    const config = validConfig();
+    config.services.grafana.host = "edg";
+    assert.throws(() => buildModel(config), {
+      name: "ConfigError",
+      message: 'invalid stack config (1 problem):\n  - edgeplane:services.grafana.host: unknown host "edg" (hosts: "edge", "gpu")',
+    });
+  });
+});
