@@ -1,0 +1,77 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import { installScript, removeScript } from "./script";
+
+export type Connection = command.types.input.remote.ConnectionArgs;
+
+export interface RemoteFileArgs {
+  /** SSH connection to the host; a Pulumi secret (it carries the private key). */
+  readonly connection: pulumi.Input<Connection>;
+  /** Name of the host in the stack config (for the plan manifest). */
+  readonly host: string;
+  /** Absolute path of the file on the host. */
+  readonly path: string;
+  /** File content. Must not carry a secret: rendered files never do. */
+  readonly content: pulumi.Input<string>;
+  /** Owning user (and group of the same name). */
+  readonly owner: string;
+  /** Octal mode, e.g. "0644". */
+  readonly mode: string;
+  /** Service the file belongs to; omitted for host-wide files. */
+  readonly service?: string;
+  /** Shell check of the candidate file at "$candidate"; see InstallSpec.validate. */
+  readonly validate?: string;
+}
+
+/**
+ * One file on one host, installed by the protocol in script.ts. The component's own
+ * inputs (host, path, owner, mode, service, sha256) are what the plan manifest and
+ * `pulumi preview` show; the content travels only on the command's stdin.
+ *
+ * The command has no `triggers`: a trigger change means replace, and a replace runs
+ * the old command's delete after the new create, which would remove the file just
+ * written (LESSONS.md 8). A content change is an ordinary update instead, which
+ * re-runs `create`; no change runs nothing.
+ */
+export class RemoteFile extends pulumi.ComponentResource {
+  public readonly path: string;
+  public readonly sha256: pulumi.Output<string>;
+  /** The command that installs the file: depend on it to order work after the install. */
+  public readonly install: command.remote.Command;
+
+  constructor(name: string, args: RemoteFileArgs, opts?: pulumi.ComponentResourceOptions) {
+    const sha256 = pulumi.output(args.content).apply((c) => createHash("sha256").update(c).digest("hex"));
+    super(
+      "edgeplane:index:RemoteFile",
+      name,
+      { host: args.host, path: args.path, owner: args.owner, mode: args.mode, service: args.service ?? null, sha256 },
+      opts,
+    );
+    this.path = args.path;
+    this.sha256 = sha256;
+    const description = `${args.path} on ${args.host}`;
+    this.install = new command.remote.Command(
+      `${name}-install`,
+      {
+        connection: args.connection,
+        stdin: args.content,
+        create: sha256.apply((hash) =>
+          installScript({
+            path: args.path,
+            owner: args.owner,
+            mode: args.mode,
+            description,
+            sha256: hash,
+            ...(args.validate ? { validate: args.validate } : {}),
+          }),
+        ),
+        delete: removeScript({ path: args.path, description }),
+        // The validator's message is the useful output; the file content never is.
+        logging: "stderr",
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ path: this.path, sha256 });
+  }
+}

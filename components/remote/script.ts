@@ -1,0 +1,102 @@
+/**
+ * The shell that installs and removes files on a host. Pure text builders: the
+ * RemoteFile component sends their output as a remote command, and tests run the same
+ * text locally against fake `sudo` and validators.
+ *
+ * Install protocol (DESIGN.md: "validated with the real tool on the host, then moved
+ * into place"):
+ *   1. content arrives on stdin (never on the command line, never echoed);
+ *   2. it is written to a temporary file in the target's own directory, so the final
+ *      rename is atomic (same filesystem) and a reader never sees half a file;
+ *   3. owner and mode are set on the temporary file;
+ *   4. the validator, if any, runs against the temporary file; on failure the
+ *      temporary file is removed, the installed file is untouched, and the command
+ *      fails with the validator's own message;
+ *   5. an unchanged file is left alone (no rename, so no watcher or reload fires);
+ *   6. otherwise the previous file is kept as `<path>.edgeplane-prev` for rollback and
+ *      the new one is renamed over it.
+ */
+
+/** Quotes a value for POSIX sh: safe for any byte except NUL. */
+export function shQuote(value: string): string {
+  if (value.includes("\0")) throw new Error("shell values cannot contain NUL");
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface InstallSpec {
+  /** Absolute path on the host. */
+  readonly path: string;
+  /** Owner user (and group of the same name). */
+  readonly owner: string;
+  /** Octal mode such as "0644". */
+  readonly mode: string;
+  /**
+   * A shell command that checks the candidate file, whose path is in "$candidate".
+   * It runs as the SSH user (prefix `sudo -n` where needed) and must exit non-zero
+   * with a message on stderr when the file is invalid.
+   */
+  readonly validate?: string;
+  /** Shown in the first line of the script so `pulumi preview` says what changes. */
+  readonly description: string;
+  /** sha256 of the content, shown in the script so a content change is visible in the diff. */
+  readonly sha256?: string;
+}
+
+/** Creates a directory as `owner` so every created level belongs to it, not only the last. */
+function mkdirAs(owner: string): string {
+  return owner === "root" ? `sudo -n mkdir -p "$dir"` : `sudo -n -u ${shQuote(owner)} mkdir -p "$dir"`;
+}
+
+export function installScript(spec: InstallSpec): string {
+  if (!spec.path.startsWith("/")) throw new Error(`install path must be absolute: ${spec.path}`);
+  if (!/^0[0-7]{3}$/.test(spec.mode)) throw new Error(`mode must be octal like 0644: ${spec.mode}`);
+  const lines = [
+    `# edgeplane: install ${spec.description}${spec.sha256 ? ` (sha256 ${spec.sha256})` : ""}`,
+    "set -eu",
+    `target=${shQuote(spec.path)}`,
+    `dir=$(dirname "$target")`,
+    mkdirAs(spec.owner),
+    `candidate=$(sudo -n mktemp "$dir/.edgeplane.XXXXXXXX")`,
+    `trap 'sudo -n rm -f "$candidate"' EXIT`,
+    `sudo -n tee "$candidate" >/dev/null`,
+    `sudo -n chown ${shQuote(`${spec.owner}:${spec.owner}`)} "$candidate"`,
+    `sudo -n chmod ${spec.mode} "$candidate"`,
+  ];
+  if (spec.validate) {
+    lines.push(
+      `if ! validation=$( { ${spec.validate} ; } 2>&1 ); then`,
+      `  printf 'edgeplane: %s failed validation; the installed file is unchanged:\\n%s\\n' "$target" "$validation" >&2`,
+      "  exit 1",
+      "fi",
+    );
+  }
+  lines.push(
+    `if sudo -n cmp -s "$candidate" "$target"; then exit 0; fi`,
+    `if sudo -n test -e "$target"; then sudo -n cp -p "$target" "$target.edgeplane-prev"; fi`,
+    `sudo -n mv -f "$candidate" "$target"`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+export function removeScript(spec: Pick<InstallSpec, "path" | "description">): string {
+  return [
+    `# edgeplane: remove ${spec.description}`,
+    "set -eu",
+    `sudo -n rm -f ${shQuote(spec.path)} ${shQuote(`${spec.path}.edgeplane-prev`)}`,
+  ].join("\n") + "\n";
+}
+
+/**
+ * Runs `script` as a rootless service user with the environment systemd and podman
+ * expect of a logged-in user (lingering gives the user a runtime directory).
+ * `args` are shell words of the calling shell (such as `"$candidate"`), seen by
+ * `script` as $1, $2, ….
+ */
+export function asServiceUser(user: string, script: string, args: readonly string[] = []): string {
+  const u = shQuote(user);
+  return (
+    `sudo -n -u ${u} env XDG_RUNTIME_DIR="/run/user/$(id -u ${u})" ` +
+    `DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$(id -u ${u})/bus" ` +
+    `sh -c ${shQuote(`cd && ${script}`)} edgeplane${args.map((a) => ` ${a}`).join("")}`
+  );
+}

@@ -1,0 +1,164 @@
+/**
+ * Runs the exact shell the RemoteFile component sends to hosts, locally, with a fake
+ * `sudo` (runs the command as the current user; ownership changes are no-ops) and
+ * fake validators, and checks the install protocol an operator relies on.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { asServiceUser, installScript, removeScript, shQuote } from "../components/remote/script";
+
+const bin = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-fakebin-"));
+fs.writeFileSync(
+  path.join(bin, "sudo"),
+  `#!/bin/sh
+# test double for sudo: drop -n and -u USER, make chown a no-op, run the rest
+while [ $# -gt 0 ]; do case "$1" in -n) shift ;; -u) shift 2 ;; *) break ;; esac; done
+[ "$1" = chown ] && exit 0
+exec "$@"
+`,
+  { mode: 0o755 },
+);
+// asServiceUser calls `id -u <user>` for the runtime directory; the test user is us.
+fs.writeFileSync(path.join(bin, "id"), `#!/bin/sh\necho 1000\n`, { mode: 0o755 });
+
+function run(script: string, stdin: string) {
+  const result = spawnSync("sh", ["-c", script], {
+    input: stdin,
+    encoding: "utf8",
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, HOME: os.tmpdir() },
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function workdir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-install-"));
+}
+
+const spec = (target: string, validate?: string) => ({
+  path: target,
+  owner: "root",
+  mode: "0640",
+  description: `${target} on test`,
+  ...(validate ? { validate } : {}),
+});
+
+function leftovers(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f.startsWith(".edgeplane."));
+}
+
+describe("install script", () => {
+  it("installs the stdin content byte for byte with the requested mode, creating parent directories", () => {
+    const dir = workdir();
+    const target = path.join(dir, "etc", "envoy", "lds.yaml");
+    const content = "a: 'quoted' $HOME `date` \\ \n\tünïcode\n";
+    const r = run(installScript(spec(target)), content);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(target, "utf8"), content);
+    assert.equal(fs.statSync(target).mode & 0o777, 0o640);
+    assert.deepEqual(leftovers(path.dirname(target)), []);
+  });
+
+  it("leaves an unchanged file alone: same inode, no rollback copy", () => {
+    const dir = workdir();
+    const target = path.join(dir, "Caddyfile");
+    assert.equal(run(installScript(spec(target)), "same\n").code, 0);
+    const before = fs.statSync(target).ino;
+    assert.equal(run(installScript(spec(target)), "same\n").code, 0);
+    assert.equal(fs.statSync(target).ino, before);
+    assert.equal(fs.existsSync(`${target}.edgeplane-prev`), false);
+  });
+
+  it("replaces a changed file by rename and keeps the previous one for rollback", () => {
+    const dir = workdir();
+    const target = path.join(dir, "cds.yaml");
+    run(installScript(spec(target)), "old\n");
+    const r = run(installScript(spec(target)), "new\n");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(target, "utf8"), "new\n");
+    assert.equal(fs.readFileSync(`${target}.edgeplane-prev`, "utf8"), "old\n");
+  });
+
+  it("runs the validator on the candidate, not on the installed file", () => {
+    const dir = workdir();
+    const target = path.join(dir, "lds.yaml");
+    run(installScript(spec(target)), "old\n");
+    const r = run(installScript(spec(target, `grep -q '^new$' "$candidate"`)), "new\n");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(target, "utf8"), "new\n");
+  });
+
+  it("on a failed validation keeps the running file, cleans up, and fails with the validator's message", () => {
+    const dir = workdir();
+    const target = path.join(dir, "lds.yaml");
+    run(installScript(spec(target)), "good\n");
+    const validator = `echo "error: unknown field 'filter_chainz'" >&2; exit 1`;
+    const r = run(installScript(spec(target, validator)), "broken\n");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`${target.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} failed validation; the installed file is unchanged`));
+    assert.match(r.stderr, /unknown field 'filter_chainz'/);
+    assert.equal(fs.readFileSync(target, "utf8"), "good\n");
+    assert.equal(fs.existsSync(`${target}.edgeplane-prev`), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  it("a failed first install leaves no file at all", () => {
+    const dir = workdir();
+    const target = path.join(dir, "envoy.yaml");
+    const r = run(installScript(spec(target, "false")), "x\n");
+    assert.notEqual(r.code, 0);
+    assert.equal(fs.existsSync(target), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  it("handles paths with spaces and quotes", () => {
+    const dir = workdir();
+    const target = path.join(dir, "it's a dir", "file name");
+    const r = run(installScript(spec(target)), "ok\n");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(target, "utf8"), "ok\n");
+  });
+
+  it("never puts the content on the command line", () => {
+    const script = installScript({ ...spec("/etc/x"), sha256: "ab".repeat(32) });
+    assert.doesNotMatch(script, /SECRET-CONTENT/);
+    assert.match(script, /sudo -n tee "\$candidate" >\/dev\/null/);
+  });
+
+  it("rejects relative paths and non-octal modes", () => {
+    assert.throws(() => installScript(spec("etc/x")), /must be absolute/);
+    assert.throws(() => installScript({ ...spec("/etc/x"), mode: "644" }), /mode must be octal/);
+  });
+});
+
+describe("remove script", () => {
+  it("removes the file and its rollback copy, and succeeds when they are already gone", () => {
+    const dir = workdir();
+    const target = path.join(dir, "unit.container");
+    run(installScript(spec(target)), "a\n");
+    run(installScript(spec(target)), "b\n");
+    assert.equal(run(removeScript(spec(target)), "").code, 0);
+    assert.deepEqual(fs.readdirSync(dir), []);
+    assert.equal(run(removeScript(spec(target)), "").code, 0);
+  });
+});
+
+describe("shell helpers", () => {
+  it("shQuote round-trips awkward values through sh", () => {
+    for (const value of ["plain", "it's", "$(rm -rf /)", "a\nb", "`x` \\ \"y\""]) {
+      assert.equal(run(`printf %s ${shQuote(value)}`, "").stdout, value);
+    }
+  });
+
+  it("asServiceUser hands the caller's arguments to the inner script", () => {
+    const dir = workdir();
+    const file = path.join(dir, "candidate file");
+    fs.writeFileSync(file, "hello\n");
+    const r = run(`candidate=${shQuote(file)}\n${asServiceUser("ep-test", 'cat "$1"', ['"$candidate"'])}`, "");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "hello\n");
+  });
+});
