@@ -1,0 +1,43 @@
+/**
+ * Names and paths shared by a pod's files and by the SidecarPod component, so the
+ * secret a unit references is the secret the component creates, and the file a unit
+ * mounts is the file the component installs.
+ */
+import { serviceHome } from "../../../model/topology";
+import type { Service } from "../../../model/types";
+
+/** Podman secret holding one generated app secret: `grafana` + `GF_SECURITY_SECRET_KEY` → `grafana-gf-security-secret-key`. */
+export function podmanSecretName(service: Service, envName: string): string {
+  return `${service.name}-${envName.toLowerCase().replace(/_/g, "-")}`;
+}
+
+/** Podman secret holding the pod's Cloudflare API token (DNS-01). */
+export function cloudflareTokenSecretName(service: Service): string {
+  return `${service.name}-cf-api-token`;
+}
+
+/** Quadlet file names of one pod (in `~/.config/containers/systemd/` of the service user). */
+export function podUnitNames(service: Service) {
+  return {
+    pod: `${service.name}.pod`,
+    caddyVolume: `${service.name}-caddy-data.volume`,
+    caddyContainer: `${service.name}-caddy.container`,
+    appContainer: `${service.name}-app.container`,
+  } as const;
+}
+
+/** Where the service user's Quadlet files live. */
+export function quadletDir(service: Service): string {
+  return `${serviceHome(service)}/.config/containers/systemd`;
+}
+
+/** The Caddyfile on the host, bind-mounted read-only into the Caddy container. */
+export function caddyfilePath(service: Service): string {
+  return `${serviceHome(service)}/caddy/Caddyfile`;
+}
+
+/** Where the Caddy container reads its config. */
+export const CADDYFILE_IN_CONTAINER = "/etc/caddy/Caddyfile";
+
+/** Caddy's port inside the pod's network namespace; the pod publishes caddyPort → this. */
+export const CADDY_CONTAINER_PORT = 443;
