@@ -15,7 +15,9 @@ export const CONFIG_KEYS = ["domain", "cloudflare", "tls", "images", "envoy", "h
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
-    super(`invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    super(
+      `invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
     this.name = "ConfigError";
   }
 }
@@ -39,7 +41,9 @@ function describeIssue(issue: ZodIssue): string[] {
     return [`${keyPath(issue.path)}: must be ${article(issue.expected)}, got ${issue.received}`];
   }
   if (issue.code === "invalid_enum_value") {
-    return [`${keyPath(issue.path)}: must be one of ${issue.options.map((o) => JSON.stringify(o)).join(", ")}, got ${JSON.stringify(issue.received)}`];
+    return [
+      `${keyPath(issue.path)}: must be one of ${issue.options.map((o) => JSON.stringify(o)).join(", ")}, got ${JSON.stringify(issue.received)}`,
+    ];
   }
   return [`${keyPath(issue.path)}: ${issue.message}`];
 }
@@ -67,7 +71,9 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
 
   for (const name of hostNames) {
     if (!NAME.test(name) || name.length > MAX_HOST_NAME) {
-      problems.push(`${keyPath(["hosts", name])}: host names must match [a-z0-9-] (at most ${MAX_HOST_NAME}, no leading or trailing -)`);
+      problems.push(
+        `${keyPath(["hosts", name])}: host names must match [a-z0-9-] (at most ${MAX_HOST_NAME}, no leading or trailing -)`,
+      );
     }
   }
   const ingress = hostNames.filter((n) => stack.hosts[n]?.ingress);
@@ -79,14 +85,19 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
     );
   }
   for (const name of ingress) {
-    if (!stack.hosts[name]?.publicIPv4) problems.push(`${keyPath(["hosts", name, "publicIPv4"])}: is required on the ingress host`);
+    if (!stack.hosts[name]?.publicIPv4)
+      problems.push(`${keyPath(["hosts", name, "publicIPv4"])}: is required on the ingress host`);
   }
   const tailnetOwners = new Map<string, string>();
   for (const [name, host] of Object.entries(stack.hosts)) {
     const other = tailnetOwners.get(host.tailnetIP);
-    if (other) problems.push(`${keyPath(["hosts", name, "tailnetIP"])}: ${host.tailnetIP} is already the tailnet address of host "${other}"`);
+    if (other)
+      problems.push(
+        `${keyPath(["hosts", name, "tailnetIP"])}: ${host.tailnetIP} is already the tailnet address of host "${other}"`,
+      );
     else tailnetOwners.set(host.tailnetIP, name);
-    if (!inCgnat(host.tailnetIP)) problems.push(`${keyPath(["hosts", name, "tailnetIP"])}: ${host.tailnetIP} is not a tailnet address (100.64.0.0/10)`);
+    if (!inCgnat(host.tailnetIP))
+      problems.push(`${keyPath(["hosts", name, "tailnetIP"])}: ${host.tailnetIP} is not a tailnet address (100.64.0.0/10)`);
   }
 
   const adminPort = stack.envoy.adminPort;
@@ -106,7 +117,9 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
   for (const [name, svc] of Object.entries(stack.services).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const at = (...rest: (string | number)[]) => ["services", name, ...rest];
     if (!NAME.test(name) || name.length > MAX_SERVICE_NAME) {
-      problems.push(`${keyPath(at())}: service names must match [a-z0-9-] (at most ${MAX_SERVICE_NAME}, no leading or trailing -)`);
+      problems.push(
+        `${keyPath(at())}: service names must match [a-z0-9-] (at most ${MAX_SERVICE_NAME}, no leading or trailing -)`,
+      );
     }
     if (!knownHost(svc.host)) problems.push(`${keyPath(at("host"))}: unknown host "${svc.host}" (hosts: ${hostList})`);
 
@@ -118,11 +131,13 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
     const reserved = svc.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS;
     const reason = reserved.get(svc.caddyPort);
     if (reason) problems.push(`${keyPath(at("caddyPort"))}: port ${svc.caddyPort} is reserved for ${reason}`);
-    else if (svc.caddyPort < 1024) problems.push(`${keyPath(at("caddyPort"))}: must be 1024 or above (rootless pods cannot bind privileged ports)`);
+    else if (svc.caddyPort < 1024)
+      problems.push(`${keyPath(at("caddyPort"))}: must be 1024 or above (rootless pods cannot bind privileged ports)`);
     else if (parsedHost(svc.host)) claimPort(svc.host, svc.caddyPort, `the Caddy of service "${name}"`, at("caddyPort"));
 
     for (const [key] of Object.entries(svc.env)) {
-      if (svc.secrets.includes(key)) problems.push(`${keyPath(at("env", key))}: ${key} is also listed in secrets; a variable is either plain or secret`);
+      if (svc.secrets.includes(key))
+        problems.push(`${keyPath(at("env", key))}: ${key} is also listed in secrets; a variable is either plain or secret`);
     }
     const seenSecrets = new Set<string>();
     svc.secrets.forEach((secret, i) => {
@@ -140,7 +155,8 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
         problems.push(`${keyPath(at("l7", "backends", i, "host"))}: unknown host "${backend.host}" (hosts: ${hostList})`);
       } else {
         const reservedReason = (backend.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS).get(backend.port);
-        if (reservedReason) problems.push(`${keyPath(at("l7", "backends", i, "port"))}: port ${backend.port} is reserved for ${reservedReason}`);
+        if (reservedReason)
+          problems.push(`${keyPath(at("l7", "backends", i, "port"))}: port ${backend.port} is reserved for ${reservedReason}`);
         else claimPort(backend.host, backend.port, `backend ${i} of service "${name}"`, at("l7", "backends", i, "port"));
       }
     });
@@ -190,7 +206,9 @@ function normalize(stack: ParsedStack): Model {
       env: Object.entries(s.env).sort(byName),
       secrets: [...s.secrets].sort(),
       volumes: [...s.volumes],
-      ...(s.l7 ? { l7: { backends: s.l7.backends.map((b) => ({ host: b.host, port: b.port })), healthPath: s.l7.healthPath } } : {}),
+      ...(s.l7
+        ? { l7: { backends: s.l7.backends.map((b) => ({ host: b.host, port: b.port })), healthPath: s.l7.healthPath } }
+        : {}),
     }));
   return {
     domain: stack.domain,
@@ -212,7 +230,10 @@ export function buildModel(raw: unknown): Model {
   const top = stackSchema.safeParse(raw);
   if (!top.success) throw new ConfigError(dedupe(top.error.issues.flatMap(describeIssue)));
   const problems: string[] = [];
-  const parseEntries = <T>(section: "hosts" | "services", schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: ZodIssue[] } } }) => {
+  const parseEntries = <T>(
+    section: "hosts" | "services",
+    schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: ZodIssue[] } } },
+  ) => {
     const out: Record<string, T> = {};
     for (const [name, value] of Object.entries(top.data[section])) {
       const result = schema.safeParse(value);
@@ -221,7 +242,11 @@ export function buildModel(raw: unknown): Model {
     }
     return out;
   };
-  const stack: ParsedStack = { ...top.data, hosts: parseEntries("hosts", hostSchema), services: parseEntries("services", serviceSchema) };
+  const stack: ParsedStack = {
+    ...top.data,
+    hosts: parseEntries("hosts", hostSchema),
+    services: parseEntries("services", serviceSchema),
+  };
   problems.push(...crossCheck(stack, Object.keys(top.data.hosts), Object.keys(top.data.services)));
   if (problems.length > 0) throw new ConfigError(dedupe(problems));
   return normalize(stack);

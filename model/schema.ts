@@ -60,17 +60,18 @@ export const serviceSchema = z
       .strict()
       .optional(),
     publicPaths: z
-      .array(z.string().regex(/^\/[A-Za-z0-9._~\-/]*\*?$/, 'must be a path such as /api/health or /hooks/*'))
+      .array(z.string().regex(/^\/[A-Za-z0-9._~\-/]*\*?$/, "must be a path such as /api/health or /hooks/*"))
       .default([]),
     env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
     secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
     volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
     l7: z
       .object({
-        backends: z
-          .array(z.object({ host: z.string(), port }).strict())
-          .min(1, "must list at least one backend"),
-        healthPath: z.string().regex(/^\/\S*$/, "must be a path such as /health").default("/health"),
+        backends: z.array(z.object({ host: z.string(), port }).strict()).min(1, "must list at least one backend"),
+        healthPath: z
+          .string()
+          .regex(/^\/\S*$/, "must be a path such as /health")
+          .default("/health"),
       })
       .strict()
       .optional(),
@@ -107,7 +108,10 @@ export const stackSchema = z
       })
       .strict()
       .default({}),
-    envoy: z.object({ adminPort: port.default(9901) }).strict().default({}),
+    envoy: z
+      .object({ adminPort: port.default(9901) })
+      .strict()
+      .default({}),
     // Entries are parsed one by one (model/index.ts) so that a mistake in one service
     // does not hide the cross-checks of the others.
     hosts: z.record(z.string(), z.unknown()),

@@ -10,6 +10,11 @@ import YAML from "yaml";
 
 export const SECRET_PLACEHOLDER = "[secret]";
 
+/** A mistake of the caller's (missing stack file, …): reported as one line, no stack trace. */
+export class PlanInputError extends Error {
+  override name = "PlanInputError";
+}
+
 export interface StackConfig {
   readonly project: string;
   readonly stack: string;
@@ -34,11 +39,18 @@ function maskSecure(value: unknown): { value: unknown; secret: boolean } {
   return { value, secret: false };
 }
 
-export function loadStackConfig(root: string, stack: string): StackConfig {
+/**
+ * Loads `Pulumi.<stack>.yaml` from `root`, or `stackFile` when given (test stacks live
+ * outside the project root but share its Pulumi.yaml).
+ */
+export function loadStackConfig(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): StackConfig {
   const projectFile = path.join(root, "Pulumi.yaml");
-  const stackFile = path.join(root, `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(stackFile)) throw new Error(`no stack config: ${path.relative(process.cwd(), stackFile) || stackFile} does not exist`);
-  const projectDoc = YAML.parse(fs.readFileSync(projectFile, "utf8")) as { name: string; config?: Record<string, { default?: unknown }> };
+  if (!fs.existsSync(stackFile))
+    throw new PlanInputError(`no stack config: ${path.relative(process.cwd(), stackFile) || stackFile} does not exist`);
+  const projectDoc = YAML.parse(fs.readFileSync(projectFile, "utf8")) as {
+    name: string;
+    config?: Record<string, { default?: unknown }>;
+  };
   const stackDoc = (YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const project = projectDoc.name;
   const qualify = (key: string) => (key.includes(":") ? key : `${project}:${key}`);

@@ -10,8 +10,9 @@ if [ -f scripts/build-tools.sh ]; then
 fi
 export EDGEPLANE_TOOLS_DIR="${EDGEPLANE_TOOLS_DIR:-$PWD/.cache/tools}"
 
-echo "== typecheck"
+echo "== typecheck and format"
 npx tsc --noEmit
+npx prettier --check . >/dev/null || { npx prettier --list-different .; echo "run: npm run format" >&2; exit 1; }
 
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)

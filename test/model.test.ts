@@ -32,13 +32,25 @@ function validConfig(): any {
         secrets: ["GF_SECURITY_SECRET_KEY"],
         volumes: ["grafana-data:/var/lib/grafana"],
       },
-      authentik: { host: "edge", image: "ghcr.io/goauthentik/server:2025.10.1", port: 9000, caddyPort: 10400, fqdn: "auth.example.org" },
+      authentik: {
+        host: "edge",
+        image: "ghcr.io/goauthentik/server:2025.10.1",
+        port: 9000,
+        caddyPort: 10400,
+        fqdn: "auth.example.org",
+      },
       vllm: {
         host: "gpu",
         image: "docker.io/vllm/vllm-openai:v0.6.3",
         port: 8000,
         caddyPort: 10450,
-        l7: { backends: [{ host: "gpu", port: 8001 }, { host: "gpu", port: 8002 }], healthPath: "/health" },
+        l7: {
+          backends: [
+            { host: "gpu", port: 8001 },
+            { host: "gpu", port: 8002 },
+          ],
+          healthPath: "/health",
+        },
       },
     },
     authentik: { service: "authentik" },
@@ -66,12 +78,18 @@ describe("buildModel on a valid config", () => {
   });
 
   it("defaults the SSH port to 22 and exposure to public", () => {
-    assert.deepEqual(model.hosts.map((h) => h.ssh.port), [22, 22]);
+    assert.deepEqual(
+      model.hosts.map((h) => h.ssh.port),
+      [22, 22],
+    );
     assert.equal(model.services.find((s) => s.name === "vllm")?.exposure, "public");
   });
 
   it("sorts hosts and services by name whatever the config order", () => {
-    assert.deepEqual(model.services.map((s) => s.name), ["authentik", "grafana", "vllm"]);
+    assert.deepEqual(
+      model.services.map((s) => s.name),
+      ["authentik", "grafana", "vllm"],
+    );
     const reversed = validConfig();
     reversed.services = Object.fromEntries(Object.entries(reversed.services).reverse());
     reversed.hosts = Object.fromEntries(Object.entries(reversed.hosts).reverse());
@@ -98,13 +116,20 @@ describe("buildModel on a valid config", () => {
     );
     const grafana = m.services.find((s) => s.name === "grafana")!;
     assert.equal(grafana.fqdn, "grafana.example.org");
-    assert.deepEqual(grafana.env, [["A", "false"], ["B", "1"]]);
+    assert.deepEqual(grafana.env, [
+      ["A", "false"],
+      ["B", "1"],
+    ]);
   });
 });
 
 describe("buildModel rejects invalid configs, naming each key", () => {
   const cases: [string, (c: any) => void, string[]][] = [
-    ["unknown host reference", (c) => (c.services.grafana.host = "edg"), ['edgeplane:services.grafana.host: unknown host "edg" (hosts: "edge", "gpu")']],
+    [
+      "unknown host reference",
+      (c) => (c.services.grafana.host = "edg"),
+      ['edgeplane:services.grafana.host: unknown host "edg" (hosts: "edge", "gpu")'],
+    ],
     [
       "duplicate FQDN",
       (c) => (c.services.vllm.fqdn = "grafana.example.org"),
@@ -115,50 +140,135 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       (c) => (c.services.authentik.caddyPort = 10443),
       ['edgeplane:services.grafana.caddyPort: port 10443 on host "edge" is already used by the Caddy of service "authentik"'],
     ],
-    ["reserved port 443", (c) => (c.services.grafana.caddyPort = 443), ["edgeplane:services.grafana.caddyPort: port 443 is reserved for Envoy's HTTPS listener"]],
-    ["reserved port 80", (c) => (c.services.vllm.caddyPort = 80), ["edgeplane:services.vllm.caddyPort: port 80 is reserved for Envoy's HTTP listener"]],
+    [
+      "reserved port 443",
+      (c) => (c.services.grafana.caddyPort = 443),
+      ["edgeplane:services.grafana.caddyPort: port 443 is reserved for Envoy's HTTPS listener"],
+    ],
+    [
+      "reserved port 80",
+      (c) => (c.services.vllm.caddyPort = 80),
+      ["edgeplane:services.vllm.caddyPort: port 80 is reserved for Envoy's HTTP listener"],
+    ],
     [
       "Envoy admin port on the ingress host",
       (c) => (c.services.grafana.caddyPort = 9901),
       ["edgeplane:services.grafana.caddyPort: port 9901 is reserved for Envoy's admin interface"],
     ],
-    ["privileged caddyPort", (c) => (c.services.grafana.caddyPort = 8), ["edgeplane:services.grafana.caddyPort: must be 1024 or above (rootless pods cannot bind privileged ports)"]],
-    ["no ingress host", (c) => (c.hosts.edge.ingress = false), ["edgeplane:hosts: exactly one host must have ingress: true, found 0"]],
-    ["two ingress hosts", (c) => Object.assign(c.hosts.gpu, { ingress: true, publicIPv4: "203.0.113.11" }), ["edgeplane:hosts: exactly one host must have ingress: true, found 2 (edge, gpu)"]],
-    ["ingress host without public address", (c) => delete c.hosts.edge.publicIPv4, ["edgeplane:hosts.edge.publicIPv4: is required on the ingress host"]],
+    [
+      "privileged caddyPort",
+      (c) => (c.services.grafana.caddyPort = 8),
+      ["edgeplane:services.grafana.caddyPort: must be 1024 or above (rootless pods cannot bind privileged ports)"],
+    ],
+    [
+      "no ingress host",
+      (c) => (c.hosts.edge.ingress = false),
+      ["edgeplane:hosts: exactly one host must have ingress: true, found 0"],
+    ],
+    [
+      "two ingress hosts",
+      (c) => Object.assign(c.hosts.gpu, { ingress: true, publicIPv4: "203.0.113.11" }),
+      ["edgeplane:hosts: exactly one host must have ingress: true, found 2 (edge, gpu)"],
+    ],
+    [
+      "ingress host without public address",
+      (c) => delete c.hosts.edge.publicIPv4,
+      ["edgeplane:hosts.edge.publicIPv4: is required on the ingress host"],
+    ],
     [
       "auth without Authentik",
       (c) => delete c.authentik,
       ["edgeplane:services.grafana.auth: needs edgeplane:authentik, which names the service that runs Authentik"],
     ],
-    ["Authentik names an unknown service", (c) => (c.authentik.service = "sso"), ['edgeplane:authentik.service: unknown service "sso"']],
-    ["bad service name", (c) => (c.services.Grafana_2 = c.services.grafana, delete c.services.grafana), [
-      "edgeplane:services.Grafana_2: service names must match [a-z0-9-] (at most 29, no leading or trailing -)",
-    ]],
-    ["bad host name", (c) => ((c.hosts["-gpu"] = c.hosts.gpu), delete c.hosts.gpu, (c.services.vllm.host = "-gpu"), (c.services.vllm.l7.backends = [{ host: "-gpu", port: 8001 }])), [
-      "edgeplane:hosts.-gpu: host names must match [a-z0-9-] (at most 63, no leading or trailing -)",
-    ]],
+    [
+      "Authentik names an unknown service",
+      (c) => (c.authentik.service = "sso"),
+      ['edgeplane:authentik.service: unknown service "sso"'],
+    ],
+    [
+      "bad service name",
+      (c) => ((c.services.Grafana_2 = c.services.grafana), delete c.services.grafana),
+      ["edgeplane:services.Grafana_2: service names must match [a-z0-9-] (at most 29, no leading or trailing -)"],
+    ],
+    [
+      "bad host name",
+      (c) => (
+        (c.hosts["-gpu"] = c.hosts.gpu),
+        delete c.hosts.gpu,
+        (c.services.vllm.host = "-gpu"),
+        (c.services.vllm.l7.backends = [{ host: "-gpu", port: 8001 }])
+      ),
+      ["edgeplane:hosts.-gpu: host names must match [a-z0-9-] (at most 63, no leading or trailing -)"],
+    ],
     ["misspelt key", (c) => (c.services.grafana.imgae = "x"), ["edgeplane:services.grafana.imgae: unknown key"]],
-    ["port out of range", (c) => (c.services.grafana.port = 70000), ["edgeplane:services.grafana.port: must be between 1 and 65535"]],
-    ["port as a string", (c) => (c.services.grafana.port = "3000"), ["edgeplane:services.grafana.port: must be a number, got string"]],
+    [
+      "port out of range",
+      (c) => (c.services.grafana.port = 70000),
+      ["edgeplane:services.grafana.port: must be between 1 and 65535"],
+    ],
+    [
+      "port as a string",
+      (c) => (c.services.grafana.port = "3000"),
+      ["edgeplane:services.grafana.port: must be a number, got string"],
+    ],
     ["missing image", (c) => delete c.services.vllm.image, ["edgeplane:services.vllm.image: is required"]],
-    ["bad exposure", (c) => (c.services.grafana.exposure = "private"), ['edgeplane:services.grafana.exposure: must be one of "public", "tailnet", got "private"']],
-    ["tailnet IP outside 100.64.0.0/10", (c) => (c.hosts.gpu.tailnetIP = "10.0.0.2"), ["edgeplane:hosts.gpu.tailnetIP: 10.0.0.2 is not a tailnet address (100.64.0.0/10)"]],
-    ["shared tailnet IP", (c) => (c.hosts.gpu.tailnetIP = "100.64.0.1"), ['edgeplane:hosts.gpu.tailnetIP: 100.64.0.1 is already the tailnet address of host "edge"']],
-    ["bad zone ID", (c) => (c.cloudflare.zoneId = "example.org"), ["edgeplane:cloudflare.zoneId: must be a 32-character lowercase hex Cloudflare zone ID"]],
-    ["unknown TLS issuer", (c) => (c.tls.issuer = "letsencrypt"), ['edgeplane:tls.issuer: must be one of "cloudflare-dns", "internal", got "letsencrypt"']],
-    ["secret also in env", (c) => (c.services.grafana.env.GF_SECURITY_SECRET_KEY = "x"), [
-      "edgeplane:services.grafana.env.GF_SECURITY_SECRET_KEY: GF_SECURITY_SECRET_KEY is also listed in secrets; a variable is either plain or secret",
-    ]],
-    ["publicPaths without auth", (c) => (c.services.vllm.publicPaths = ["/health"]), ["edgeplane:services.vllm.publicPaths: only means something with auth; without auth every path is public"]],
-    ["L7 backend on an unknown host", (c) => (c.services.vllm.l7.backends[1].host = "gpu2"), ['edgeplane:services.vllm.l7.backends[1].host: unknown host "gpu2" (hosts: "edge", "gpu")']],
+    [
+      "bad exposure",
+      (c) => (c.services.grafana.exposure = "private"),
+      ['edgeplane:services.grafana.exposure: must be one of "public", "tailnet", got "private"'],
+    ],
+    [
+      "tailnet IP outside 100.64.0.0/10",
+      (c) => (c.hosts.gpu.tailnetIP = "10.0.0.2"),
+      ["edgeplane:hosts.gpu.tailnetIP: 10.0.0.2 is not a tailnet address (100.64.0.0/10)"],
+    ],
+    [
+      "shared tailnet IP",
+      (c) => (c.hosts.gpu.tailnetIP = "100.64.0.1"),
+      ['edgeplane:hosts.gpu.tailnetIP: 100.64.0.1 is already the tailnet address of host "edge"'],
+    ],
+    [
+      "bad zone ID",
+      (c) => (c.cloudflare.zoneId = "example.org"),
+      ["edgeplane:cloudflare.zoneId: must be a 32-character lowercase hex Cloudflare zone ID"],
+    ],
+    [
+      "unknown TLS issuer",
+      (c) => (c.tls.issuer = "letsencrypt"),
+      ['edgeplane:tls.issuer: must be one of "cloudflare-dns", "internal", got "letsencrypt"'],
+    ],
+    [
+      "secret also in env",
+      (c) => (c.services.grafana.env.GF_SECURITY_SECRET_KEY = "x"),
+      [
+        "edgeplane:services.grafana.env.GF_SECURITY_SECRET_KEY: GF_SECURITY_SECRET_KEY is also listed in secrets; a variable is either plain or secret",
+      ],
+    ],
+    [
+      "publicPaths without auth",
+      (c) => (c.services.vllm.publicPaths = ["/health"]),
+      ["edgeplane:services.vllm.publicPaths: only means something with auth; without auth every path is public"],
+    ],
+    [
+      "L7 backend on an unknown host",
+      (c) => (c.services.vllm.l7.backends[1].host = "gpu2"),
+      ['edgeplane:services.vllm.l7.backends[1].host: unknown host "gpu2" (hosts: "edge", "gpu")'],
+    ],
     [
       "L7 backend port taken by a Caddy",
       (c) => (c.services.vllm.l7.backends[0].port = 10450),
       ['edgeplane:services.vllm.l7.backends[0].port: port 10450 on host "gpu" is already used by the Caddy of service "vllm"'],
     ],
-    ["Authentik behind itself", (c) => (c.services.authentik.auth = { groups: ["admins"] }), ["edgeplane:services.authentik.auth: the Authentik service cannot sit behind itself"]],
-    ["empty auth groups", (c) => (c.services.grafana.auth.groups = []), ["edgeplane:services.grafana.auth.groups: must name at least one group"]],
+    [
+      "Authentik behind itself",
+      (c) => (c.services.authentik.auth = { groups: ["admins"] }),
+      ["edgeplane:services.authentik.auth: the Authentik service cannot sit behind itself"],
+    ],
+    [
+      "empty auth groups",
+      (c) => (c.services.grafana.auth.groups = []),
+      ["edgeplane:services.grafana.auth.groups: must name at least one group"],
+    ],
     ["missing domain", (c) => delete c.domain, ["edgeplane:domain: is required"]],
   ];
 
@@ -184,7 +294,8 @@ describe("buildModel rejects invalid configs, naming each key", () => {
     config.services.grafana.host = "edg";
     assert.throws(() => buildModel(config), {
       name: "ConfigError",
-      message: 'invalid stack config (1 problem):\n  - edgeplane:services.grafana.host: unknown host "edg" (hosts: "edge", "gpu")',
+      message:
+        'invalid stack config (1 problem):\n  - edgeplane:services.grafana.host: unknown host "edg" (hosts: "edge", "gpu")',
     });
   });
 });

@@ -98,7 +98,10 @@ describe("install script", () => {
     const validator = `echo "error: unknown field 'filter_chainz'" >&2; exit 1`;
     const r = run(installScript(spec(target, validator)), "broken\n");
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, new RegExp(`${target.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} failed validation; the installed file is unchanged`));
+    assert.match(
+      r.stderr,
+      new RegExp(`${target.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} failed validation; the installed file is unchanged`),
+    );
     assert.match(r.stderr, /unknown field 'filter_chainz'/);
     assert.equal(fs.readFileSync(target, "utf8"), "good\n");
     assert.equal(fs.existsSync(`${target}.edgeplane-prev`), false);
@@ -148,7 +151,7 @@ describe("remove script", () => {
 
 describe("shell helpers", () => {
   it("shQuote round-trips awkward values through sh", () => {
-    for (const value of ["plain", "it's", "$(rm -rf /)", "a\nb", "`x` \\ \"y\""]) {
+    for (const value of ["plain", "it's", "$(rm -rf /)", "a\nb", '`x` \\ "y"']) {
       assert.equal(run(`printf %s ${shQuote(value)}`, "").stdout, value);
     }
   });

@@ -79,11 +79,13 @@ export function installScript(spec: InstallSpec): string {
 }
 
 export function removeScript(spec: Pick<InstallSpec, "path" | "description">): string {
-  return [
-    `# edgeplane: remove ${spec.description}`,
-    "set -eu",
-    `sudo -n rm -f ${shQuote(spec.path)} ${shQuote(`${spec.path}.edgeplane-prev`)}`,
-  ].join("\n") + "\n";
+  return (
+    [
+      `# edgeplane: remove ${spec.description}`,
+      "set -eu",
+      `sudo -n rm -f ${shQuote(spec.path)} ${shQuote(`${spec.path}.edgeplane-prev`)}`,
+    ].join("\n") + "\n"
+  );
 }
 
 /**

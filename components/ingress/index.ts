@@ -1,0 +1,102 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { ingressHost } from "../../model/topology";
+import type { Model } from "../../model/types";
+import { RemoteFile, type Connection } from "../remote/file";
+import { shQuote } from "../remote/script";
+import { renderClusters, renderEnvoyBootstrap, renderListeners, renderValidationBootstrap } from "./render";
+import { renderEnvoyContainerUnit } from "./renderUnit";
+
+export interface IngressHostArgs {
+  /** The validated stack model; its ingress host is the one this component manages. */
+  readonly platform: Model;
+  /** SSH connection to the ingress host. */
+  readonly connection: pulumi.Input<Connection>;
+}
+
+/** Where Envoy's files live on the ingress host. */
+export const envoyPaths = {
+  bootstrap: "/etc/envoy/envoy.yaml",
+  listeners: "/etc/envoy/lds.yaml",
+  clusters: "/etc/envoy/cds.yaml",
+  /** Outside Envoy's watched directory, so writing it never triggers a reload. */
+  check: "/etc/envoy/check/static.yaml",
+  unit: "/etc/containers/systemd/envoy.container",
+} as const;
+
+/**
+ * The rootful Envoy on the ingress host: SNI passthrough on :443, HTTP→HTTPS on :80,
+ * admin on loopback. Listeners and clusters are files Envoy watches (filesystem xDS),
+ * so a routing change is applied without a restart; only a bootstrap or image change
+ * restarts Envoy.
+ */
+export class IngressHost extends pulumi.ComponentResource {
+  public readonly host: string;
+  public readonly files: string[];
+
+  constructor(name: string, args: IngressHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edgeplane:index:IngressHost", name, {}, opts);
+    const { platform, connection } = args;
+    const host = ingressHost(platform).name;
+    const file = (
+      suffix: string,
+      path: string,
+      content: string,
+      extra: { validate?: string; dependsOn?: pulumi.Resource[] } = {},
+    ) =>
+      new RemoteFile(
+        `${name}-${suffix}`,
+        {
+          connection,
+          host,
+          path,
+          content,
+          owner: "root",
+          mode: "0644",
+          ...(extra.validate ? { validate: extra.validate } : {}),
+        },
+        { parent: this, ...(extra.dependsOn ? { dependsOn: extra.dependsOn } : {}) },
+      );
+
+    // Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7), so
+    // the same listeners and clusters are first assembled into a static bootstrap and
+    // validated by the real Envoy; the live files are only written after that passed.
+    const check = file("check", envoyPaths.check, renderValidationBootstrap(platform), {
+      validate: `sudo -n podman run --rm --network none -v "$candidate":/check.yaml:ro,Z ${shQuote(platform.images.envoy)} envoy --mode validate -c /check.yaml`,
+    });
+    // Clusters before listeners: a listener must never name a cluster Envoy lacks.
+    const clusters = file("cds", envoyPaths.clusters, renderClusters(platform), { dependsOn: [check.install] });
+    const listeners = file("lds", envoyPaths.listeners, renderListeners(platform), { dependsOn: [clusters.install] });
+    const bootstrap = file("bootstrap", envoyPaths.bootstrap, renderEnvoyBootstrap(platform), { dependsOn: [check.install] });
+    const unit = file("unit", envoyPaths.unit, renderEnvoyContainerUnit(platform));
+
+    // Restart only for what Envoy reads at start: the bootstrap and the unit (image).
+    const activation = pulumi.all([bootstrap.sha256, unit.sha256]).apply(([b, u]) =>
+      [
+        "# edgeplane: activate envoy",
+        `# bootstrap ${b}`,
+        `# unit ${u}`,
+        "set -eu",
+        // Quadlet reports unit errors only in its own dry run; daemon-reload would
+        // silently drop a broken unit.
+        "sudo -n /usr/libexec/podman/quadlet -dryrun >/dev/null",
+        "sudo -n systemctl daemon-reload",
+        "sudo -n systemctl restart envoy.service",
+        "",
+      ].join("\n"),
+    );
+    new command.remote.Command(
+      `${name}-activate`,
+      {
+        connection,
+        create: activation,
+        delete: "sudo -n systemctl stop envoy.service || true\nsudo -n systemctl daemon-reload || true\n",
+      },
+      { parent: this, dependsOn: [bootstrap.install, unit.install, listeners.install, clusters.install] },
+    );
+
+    this.host = host;
+    this.files = Object.values(envoyPaths).sort();
+    this.registerOutputs({ host: this.host, files: this.files });
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Envoy's configuration for the ingress host, as pure functions of the model: one
+ * builder per Envoy object (contour's internal/envoy style), serialized once.
+ *
+ * Envoy reads listeners and clusters from files it watches (filesystem xDS), so a
+ * routing change is a file swap, not a restart (LESSONS.md 5). The same objects are
+ * also assembled into a static bootstrap that `envoy --mode validate` can check,
+ * because Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7).
+ */
+import YAML from "yaml";
+import { envoyUpstream, ingressHost } from "../../model/topology";
+import type { Model, Service } from "../../model/types";
+
+type Obj = Record<string, unknown>;
+
+export const ENVOY_DIR = "/etc/envoy";
+export const LISTENERS_PATH = `${ENVOY_DIR}/lds.yaml`;
+export const CLUSTERS_PATH = `${ENVOY_DIR}/cds.yaml`;
+
+const LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener";
+const CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+
+/** Tailscale's address ranges: connections from anywhere else never match a tailnet-only chain. */
+const TAILNET_SOURCES = [
+  { address_prefix: "100.64.0.0", prefix_len: 10 },
+  { address_prefix: "fd7a:115c:a1e0::", prefix_len: 48 },
+];
+
+const label = (s: string) => s.replace(/[^A-Za-z0-9]/g, "_");
+
+/** Name of the cluster that reaches a service's Caddy. */
+export function clusterName(service: Service): string {
+  return `caddy_${label(service.name)}`;
+}
+
+/** Name of the :443 filter chain that matches a service's SNI. */
+export function sniChainName(service: Service): string {
+  return `sni_${label(service.fqdn)}`;
+}
+
+function typed(type: string, fields: Obj = {}): Obj {
+  return { "@type": `type.googleapis.com/${type}`, ...fields };
+}
+
+function socketAddress(address: string, port: number): Obj {
+  return { socket_address: { address, port_value: port } };
+}
+
+/**
+ * The :443 chain for one service. A public service matches on SNI alone; a tailnet
+ * service only on connections to the ingress host's tailnet address from tailnet
+ * sources, so it is never reachable from the internet even by a client that sends its
+ * name.
+ *
+ * Envoy narrows chains by destination IP before it looks at SNI, keeping only the most
+ * specific prefix that matches (FilterChainMatch, "The following order applies"). Once
+ * one chain names the tailnet address, a connection to that address would see no
+ * public chain at all, so public services also get a copy at the tailnet address
+ * (`onTailnetAddress`): pods reach Authentik, and tailnet clients any public service,
+ * that way.
+ */
+export function sniChain(model: Model, service: Service, onTailnetAddress = false): Obj {
+  const match: Obj = { server_names: [service.fqdn] };
+  if (onTailnetAddress || service.exposure === "tailnet") {
+    match.prefix_ranges = [{ address_prefix: ingressHost(model).tailnetIP, prefix_len: 32 }];
+  }
+  if (service.exposure === "tailnet") match.source_prefix_ranges = TAILNET_SOURCES;
+  const name = onTailnetAddress ? `${sniChainName(service)}_tailnet` : sniChainName(service);
+  return {
+    name,
+    filter_chain_match: match,
+    filters: [
+      {
+        name: "envoy.filters.network.tcp_proxy",
+        typed_config: typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", {
+          stat_prefix: name,
+          cluster: clusterName(service),
+          // Websockets and streamed responses are long-lived; the default 1h idle cut is kept explicit.
+          idle_timeout: "3600s",
+        }),
+      },
+    ],
+  };
+}
+
+/**
+ * :443. No default_filter_chain: a connection whose SNI matches no service is closed
+ * without Envoy ever answering for a name it does not serve. The IPv6 listener carries
+ * only public chains: the tailnet address is IPv4.
+ */
+export function passthroughListener(model: Model, name: string, family: "v4" | "v6"): Obj {
+  const services = [...model.services].sort((a, b) => cmp(a.fqdn, b.fqdn));
+  const publicServices = services.filter((s) => s.exposure === "public");
+  const chains =
+    family === "v6"
+      ? publicServices.map((s) => sniChain(model, s))
+      : [
+          ...publicServices.map((s) => sniChain(model, s)),
+          ...publicServices.map((s) => sniChain(model, s, true)),
+          ...services.filter((s) => s.exposure === "tailnet").map((s) => sniChain(model, s)),
+        ];
+  return {
+    "@type": LISTENER_TYPE,
+    name,
+    address: socketAddress(family === "v6" ? "::" : "0.0.0.0", 443),
+    listener_filters: [
+      {
+        name: "envoy.filters.listener.tls_inspector",
+        typed_config: typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"),
+      },
+    ],
+    // A client that never finishes its ClientHello is dropped instead of holding a socket.
+    listener_filters_timeout: "5s",
+    filter_chains: chains,
+  };
+}
+
+/** :80 answers every request with a redirect to the same URL over HTTPS. */
+export function httpRedirectListener(name: string, address: string): Obj {
+  return {
+    "@type": LISTENER_TYPE,
+    name,
+    address: socketAddress(address, 80),
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", {
+              stat_prefix: name,
+              use_remote_address: true,
+              route_config: {
+                name: "https_redirect",
+                virtual_hosts: [
+                  { name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, redirect: { https_redirect: true } }] },
+                ],
+              },
+              http_filters: [
+                { name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router") },
+              ],
+            }),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * A service's Caddy: on loopback when the pod shares the ingress host, at the pod
+ * host's tailnet address otherwise. PROXY protocol v2 goes first on every connection
+ * so Caddy logs and limits by the real client address (LESSONS.md 7).
+ */
+export function caddyCluster(model: Model, service: Service): Obj {
+  const upstream = envoyUpstream(model, service);
+  return {
+    "@type": CLUSTER_TYPE,
+    name: clusterName(service),
+    type: "STATIC",
+    connect_timeout: "5s",
+    load_assignment: {
+      cluster_name: clusterName(service),
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(upstream.address, upstream.port) } }] }],
+    },
+    transport_socket: {
+      name: "envoy.transport_sockets.upstream_proxy_protocol",
+      typed_config: typed("envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport", {
+        config: { version: "V2" },
+        transport_socket: {
+          name: "envoy.transport_sockets.raw_buffer",
+          typed_config: typed("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"),
+        },
+      }),
+    },
+  };
+}
+
+/** Every listener: :443 and :80 on IPv4, and on IPv6 too when the host has a public IPv6 address. */
+export function listeners(model: Model): Obj[] {
+  const out = [passthroughListener(model, "https_passthrough", "v4"), httpRedirectListener("http_redirect", "0.0.0.0")];
+  if (ingressHost(model).publicIPv6) {
+    // A separate listener per family, not one dual-stack socket: the IPv4 listener
+    // must keep seeing plain IPv4 addresses, which its tailnet prefix ranges match.
+    out.push(passthroughListener(model, "https_passthrough_v6", "v6"), httpRedirectListener("http_redirect_v6", "::"));
+  }
+  return out;
+}
+
+export function clusters(model: Model): Obj[] {
+  return model.services.map((s) => caddyCluster(model, s)).sort((a, b) => cmp(String(a.name), String(b.name)));
+}
+
+function header(what: string): string {
+  return `# managed by edgeplane — ${what}; do not edit by hand\n`;
+}
+
+function serialize(what: string, doc: Obj): string {
+  return header(what) + YAML.stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false });
+}
+
+/** /etc/envoy/lds.yaml: a DiscoveryResponse of every listener. */
+export function renderListeners(model: Model): string {
+  return serialize(`listeners of ingress host ${ingressHost(model).name}`, { resources: listeners(model) });
+}
+
+/** /etc/envoy/cds.yaml: a DiscoveryResponse of every cluster. */
+export function renderClusters(model: Model): string {
+  return serialize(`clusters of ingress host ${ingressHost(model).name}`, { resources: clusters(model) });
+}
+
+function admin(model: Model): Obj {
+  // The admin interface has no authentication and can stop Envoy: loopback only.
+  return { address: socketAddress("127.0.0.1", model.envoy.adminPort) };
+}
+
+/** /etc/envoy/envoy.yaml: admin on loopback; listeners and clusters from the watched files. */
+export function renderEnvoyBootstrap(model: Model): string {
+  const host = ingressHost(model).name;
+  const source = (path: string) => ({
+    resource_api_version: "V3",
+    // Watching the directory makes Envoy reload `path` whenever a file is renamed into
+    // it, which is how every edgeplane install lands (temporary file, then rename).
+    path_config_source: { path, watched_directory: { path: ENVOY_DIR } },
+  });
+  return serialize(`Envoy bootstrap of ingress host ${host}`, {
+    node: { id: host, cluster: "edgeplane" },
+    admin: admin(model),
+    dynamic_resources: { lds_config: source(LISTENERS_PATH), cds_config: source(CLUSTERS_PATH) },
+  });
+}
+
+/**
+ * The same listeners and clusters as a static bootstrap, for `envoy --mode validate`
+ * on the host before the live files are replaced. Never run as a real config.
+ */
+export function renderValidationBootstrap(model: Model): string {
+  const strip = (resources: Obj[]) => resources.map(({ "@type": _type, ...rest }) => rest);
+  return serialize(`validation copy of the listeners and clusters of ingress host ${ingressHost(model).name}`, {
+    node: { id: `${ingressHost(model).name}-check`, cluster: "edgeplane" },
+    admin: admin(model),
+    static_resources: { listeners: strip(listeners(model)), clusters: strip(clusters(model)) },
+  });
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

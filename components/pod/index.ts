@@ -1,0 +1,225 @@
+import * as cloudflare from "@pulumi/cloudflare";
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ingressHost, serviceHome, serviceUser } from "../../model/topology";
+import type { Model, Service } from "../../model/types";
+import { RemoteFile, type Connection } from "../remote/file";
+import { asServiceUser, shQuote } from "../remote/script";
+import { cloudflareTokenSecretName, podmanSecretName, renderPodFiles } from "./render";
+
+export interface SidecarPodArgs {
+  /** The validated stack model the service is part of (addresses, images, TLS issuer). */
+  readonly platform: Model;
+  /** The service this pod runs; must be one of `platform.services`. */
+  readonly service: Service;
+  /** SSH connection to the service's host. */
+  readonly connection: pulumi.Input<Connection>;
+}
+
+/**
+ * One service as a rootless podman pod: its own Linux user, a Caddy sidecar that
+ * terminates TLS for the service's name, the app (never published), podman secrets,
+ * the DNS record(s) and a Cloudflare token that can only solve DNS-01 in one zone.
+ */
+export class SidecarPod extends pulumi.ComponentResource {
+  public readonly fqdn: string;
+  public readonly url: string;
+  /** Absolute paths of the files this pod installs on its host. */
+  public readonly files: string[];
+
+  constructor(name: string, args: SidecarPodArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edgeplane:index:SidecarPod", name, {}, opts);
+    const { platform, service, connection } = args;
+    if (!platform.services.some((s) => s.name === service.name)) {
+      throw new pulumi.ResourceError(`service "${service.name}" is not part of the platform model`, this);
+    }
+    const user = serviceUser(service);
+    const stack = pulumi.getStack();
+
+    const account = new command.remote.Command(
+      `${name}-user`,
+      {
+        connection,
+        create: serviceUserScript(service),
+        // The user and its home stay: they hold Caddy's certificates and ACME account
+        // (podman volumes), and re-issuing them on every re-creation hits CA rate limits.
+        delete: `sudo -n loginctl disable-linger ${shQuote(user)} || true\n`,
+      },
+      { parent: this },
+    );
+
+    const secretCommands: command.remote.Command[] = [];
+    const secretVersions: pulumi.Output<string>[] = [];
+    const podmanSecret = (secretName: string, value: pulumi.Output<string>, resource: string) => {
+      const cmd = new command.remote.Command(
+        resource,
+        {
+          connection,
+          // The value is on stdin only: never in the command text, the logs or stdout.
+          stdin: pulumi.secret(value),
+          create: asServiceUser(user, `podman secret create --replace ${shQuote(secretName)} - >/dev/null`),
+          delete: asServiceUser(user, `podman secret rm ${shQuote(secretName)} >/dev/null 2>&1 || true`),
+          logging: "none",
+        },
+        { parent: this, dependsOn: [account], additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+      );
+      secretCommands.push(cmd);
+    };
+
+    if (platform.tls.issuer === "cloudflare-dns") {
+      const { zoneId, permissionGroups } = platform.cloudflare;
+      const token = new cloudflare.ApiToken(
+        `${name}-token`,
+        {
+          name: `edgeplane-${stack}-${service.name}`,
+          policies: [
+            {
+              effect: "allow",
+              permissionGroups: [{ id: permissionGroups.dnsWrite }, { id: permissionGroups.zoneRead }],
+              resources: JSON.stringify({ [`com.cloudflare.api.account.zone.${zoneId}`]: "*" }),
+            },
+          ],
+        },
+        { parent: this },
+      );
+      podmanSecret(cloudflareTokenSecretName(service), token.value, `${name}-cf-token-secret`);
+      secretVersions.push(token.id);
+    }
+
+    for (const envName of service.secrets) {
+      const suffix = envName.toLowerCase().replace(/_/g, "-");
+      // Generated once and kept in state; never rendered into a file.
+      const value = new random.RandomPassword(`${name}-secret-${suffix}`, { length: 48, special: false }, { parent: this });
+      podmanSecret(podmanSecretName(service, envName), value.result, `${name}-secret-${suffix}-podman`);
+      secretVersions.push(value.id);
+    }
+
+    const podFiles = renderPodFiles(platform, service);
+    const installed = podFiles.map(
+      (file) =>
+        new RemoteFile(
+          `${name}-${file.path.slice(file.path.lastIndexOf("/") + 1)}`,
+          {
+            connection,
+            host: service.host,
+            path: file.path,
+            content: file.content,
+            owner: user,
+            mode: file.mode,
+            service: service.name,
+            ...(file.path.endsWith("/Caddyfile") ? { validate: caddyValidator(platform, service) } : {}),
+          },
+          { parent: this, dependsOn: [account] },
+        ),
+    );
+
+    // Re-runs (as an update) exactly when a file or a secret version changed: its text
+    // lists their hashes and IDs. No change, no restart.
+    const activationText = pulumi
+      .all([pulumi.all(installed.map((f) => pulumi.interpolate`${f.path} ${f.sha256}`)), pulumi.all(secretVersions)])
+      .apply(([files, secrets]) =>
+        [
+          `# edgeplane: activate pod ${service.name}`,
+          ...files.map((f) => `# file ${f}`),
+          ...secrets.map((id) => `# secret version ${id}`),
+          "set -eu",
+          asServiceUser(
+            user,
+            `/usr/libexec/podman/quadlet -dryrun -user >/dev/null && systemctl --user daemon-reload && systemctl --user restart ${shQuote(`${service.name}-pod.service`)}`,
+          ),
+          "",
+        ].join("\n"),
+      );
+    new command.remote.Command(
+      `${name}-activate`,
+      {
+        connection,
+        create: activationText,
+        delete: asServiceUser(
+          user,
+          `systemctl --user stop ${shQuote(`${service.name}-pod.service`)} || true; systemctl --user daemon-reload || true`,
+        ),
+      },
+      { parent: this, dependsOn: [...installed.map((f) => f.install), ...secretCommands] },
+    );
+
+    this.dnsRecords(name, platform, service);
+
+    this.fqdn = service.fqdn;
+    this.url = `https://${service.fqdn}`;
+    this.files = podFiles.map((f) => f.path);
+    this.registerOutputs({ fqdn: this.fqdn, url: this.url, files: this.files });
+  }
+
+  /**
+   * A public service resolves to the ingress host's public address; a tailnet service
+   * to its tailnet address, so TLS names work for tailnet clients and the public
+   * internet learns nothing routable. Records are never proxied: Envoy must see the
+   * client's own TLS ClientHello.
+   */
+  private dnsRecords(name: string, platform: Model, service: Service): void {
+    const ingress = ingressHost(platform);
+    const targets: [string, string, string | undefined][] =
+      service.exposure === "public"
+        ? [
+            [`${name}-dns`, "A", ingress.publicIPv4],
+            [`${name}-dns-v6`, "AAAA", ingress.publicIPv6],
+          ]
+        : [[`${name}-dns`, "A", ingress.tailnetIP]];
+    for (const [resourceName, type, content] of targets) {
+      if (!content) continue;
+      new cloudflare.DnsRecord(
+        resourceName,
+        {
+          zoneId: platform.cloudflare.zoneId,
+          name: service.fqdn,
+          type,
+          content,
+          proxied: false,
+          ttl: 1,
+          comment: `managed by edgeplane: stack ${pulumi.getStack()}, service ${service.name}`,
+        },
+        { parent: this },
+      );
+    }
+  }
+}
+
+/** Creates the service user once (with subordinate IDs for rootless podman) and lets its units run without a login. */
+function serviceUserScript(service: Service): string {
+  const user = shQuote(serviceUser(service));
+  const home = shQuote(serviceHome(service));
+  return [
+    `# edgeplane: service user for ${service.name}`,
+    "set -eu",
+    `if ! id -u ${user} >/dev/null 2>&1; then`,
+    `  sudo -n mkdir -p "$(dirname ${home})"`,
+    `  sudo -n useradd --create-home --home-dir ${home} --shell /usr/sbin/nologin --comment ${shQuote(`edgeplane service ${service.name}`)} ${user}`,
+    "fi",
+    `if ! grep -q ^${serviceUser(service)}: /etc/subuid; then`,
+    `  echo "edgeplane: ${serviceUser(service)} has no subordinate UIDs in /etc/subuid; rootless podman needs them (usermod --add-subuids)" >&2`,
+    "  exit 1",
+    "fi",
+    `sudo -n loginctl enable-linger ${user}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * `caddy validate` on the candidate Caddyfile, in the pod's own Caddy image, as the
+ * service user. Validation provisions the DNS module, which checks the token's format,
+ * so the real token secret is given to it exactly as the running container gets it.
+ */
+function caddyValidator(platform: Model, service: Service): string {
+  const secret =
+    platform.tls.issuer === "cloudflare-dns"
+      ? `--secret ${shQuote(`${cloudflareTokenSecretName(service)},type=env,target=CF_API_TOKEN`)} `
+      : "";
+  return asServiceUser(
+    serviceUser(service),
+    `podman run --rm --network none ${secret}-v "$1":/etc/caddy/Caddyfile:ro,Z ${shQuote(platform.images.caddy)} ` +
+      `caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile`,
+    ['"$candidate"'],
+  );
+}

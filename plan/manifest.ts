@@ -1,0 +1,87 @@
+/**
+ * Turns the recorded registrations into the offline plan (DESIGN.md, "Contract:
+ * offline plan"): every file each host would receive, byte for byte, and plan.json.
+ */
+import { SECRET_PLACEHOLDER } from "./config";
+import type { RecordedResource } from "./run";
+
+export interface PlannedFile {
+  readonly host: string;
+  readonly path: string;
+  readonly owner: string;
+  readonly mode: string;
+  readonly sha256: string;
+  readonly service: string | null;
+  readonly content: string;
+}
+
+export interface Plan {
+  readonly project: string;
+  readonly stack: string;
+  readonly resources: { type: string; name: string; parent: string | null; inputs: Record<string, unknown> }[];
+  readonly files: Omit<PlannedFile, "content">[];
+}
+
+const FILE_TYPE = "edgeplane:index:RemoteFile";
+
+export function plannedFiles(records: readonly RecordedResource[]): PlannedFile[] {
+  const byName = new Map(records.map((r) => [`${r.type}::${r.name}`, r]));
+  const files = records
+    .filter((r) => r.type === FILE_TYPE)
+    .map((r) => {
+      const install = byName.get(`command:remote:Command::${r.name}-install`);
+      const content = install?.inputs.stdin;
+      if (typeof content !== "string") throw new Error(`internal: file ${r.name} has no content`);
+      if (content === SECRET_PLACEHOLDER)
+        throw new Error(`internal: file ${String(r.inputs.path)} carries a secret; rendered files never may`);
+      const i = r.inputs as Record<string, string | null>;
+      return {
+        host: String(i.host),
+        path: String(i.path),
+        owner: String(i.owner),
+        mode: String(i.mode),
+        sha256: String(i.sha256),
+        service: i.service ?? null,
+        content,
+      };
+    });
+  const seen = new Set<string>();
+  for (const f of files) {
+    const key = `${f.host}:${f.path}`;
+    if (seen.has(key)) throw new Error(`internal: two resources install ${f.path} on ${f.host}`);
+    seen.add(key);
+  }
+  return files.sort((a, b) => cmp(a.host, b.host) || cmp(a.path, b.path));
+}
+
+export function buildPlan(
+  project: string,
+  stack: string,
+  records: readonly RecordedResource[],
+): { plan: Plan; files: PlannedFile[] } {
+  const files = plannedFiles(records);
+  const resources = [...records]
+    .sort((a, b) => cmp(a.name, b.name) || cmp(a.type, b.type))
+    .map((r) => ({ type: r.type, name: r.name, parent: r.parent, inputs: sortKeys(r.inputs) as Record<string, unknown> }));
+  return {
+    plan: { project, stack, resources, files: files.map(({ content: _content, ...meta }) => meta) },
+    files,
+  };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Object keys sorted recursively, so plan.json bytes do not depend on registration order. */
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value as object)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}

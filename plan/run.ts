@@ -1,0 +1,103 @@
+/**
+ * Runs the real program (index.ts) under Pulumi's mock runtime and records every
+ * resource registration with its parent and resolved inputs. Used by the offline plan
+ * and by tests; Pulumi's runtime is process-global, so call it once per process.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import path from "node:path";
+import { SECRET_PLACEHOLDER, type StackConfig } from "./config";
+
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  /** Name of the parent resource, or null for the stack's direct children. */
+  readonly parent: string | null;
+  readonly custom: boolean;
+  /** Resolved inputs, with every secret value replaced by "[secret]". */
+  readonly inputs: Record<string, unknown>;
+  /** Names of resources this one explicitly depends on. */
+  readonly dependsOn: string[];
+  /** The `import` ID, when the resource is adopted rather than created. */
+  readonly importId: string | null;
+}
+
+/** The marker Pulumi's RPC layer puts on a secret value (sdk/nodejs/runtime/rpc.ts). */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Replaces secret values (and only those) with the placeholder, recursively. */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SECRET_SIG] === SECRET_VALUE_SIG) return SECRET_PLACEHOLDER;
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, redactSecrets(v)]));
+  }
+  return value;
+}
+
+function nameFromUrn(urn: string): string | null {
+  if (!urn) return null;
+  const name = urn.slice(urn.lastIndexOf("::") + 2);
+  // The stack resource is not a parent anyone wrote.
+  return urn.includes("::pulumi:pulumi:Stack::") && !urn.includes("$") ? null : name;
+}
+
+/** Outputs the providers would compute, faked deterministically (never real secrets). */
+function fakeOutputs(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (type) {
+    case "cloudflare:index/apiToken:ApiToken":
+      return { ...inputs, value: SECRET_PLACEHOLDER };
+    case "random:index/randomPassword:RandomPassword":
+      return { ...inputs, result: SECRET_PLACEHOLDER, bcryptHash: SECRET_PLACEHOLDER };
+    case "command:remote:Command":
+      return { ...inputs, stdout: "", stderr: "" };
+    default:
+      return { ...inputs, id: `${name}-id` };
+  }
+}
+
+const mocks: pulumi.runtime.Mocks = {
+  newResource: (args) => ({ id: `${args.name}-id`, state: fakeOutputs(args.type, args.name, args.inputs) }),
+  call: (args) => {
+    throw new Error(`unexpected provider function call ${args.token}: the program must not depend on live lookups offline`);
+  },
+};
+
+/**
+ * Records every registration the mock monitor receives, with what MockResourceArgs
+ * leaves out (parent, dependencies, import ID). It wraps the monitor setMocks made
+ * rather than installing another: setMockOptions would reset the runtime's secret
+ * support, and secrets would then be serialized in clear text.
+ */
+function record(monitor: MockMonitor, into: RecordedResource[]): void {
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: (err: any, res: any) => void) => {
+    into.push({
+      type: req.getType(),
+      name: req.getName(),
+      parent: nameFromUrn(req.getParent()),
+      custom: req.getCustom(),
+      inputs: redactSecrets(pulumi.runtime.deserializeProperties(req.getObject())) as Record<string, unknown>,
+      dependsOn: (req.getDependenciesList() as string[]).map((u) => nameFromUrn(u) ?? u).sort(),
+      importId: req.getImportid() || null,
+    });
+    return register(req, callback);
+  };
+}
+
+/** Runs `programPath` (default: the repository's index.ts) with `config` and returns what it registered. */
+export async function runProgram(
+  config: StackConfig,
+  programPath = path.join(__dirname, "..", "index.ts"),
+): Promise<RecordedResource[]> {
+  pulumi.runtime.setAllConfig(config.values, config.secretKeys);
+  await pulumi.runtime.setMocks(mocks, config.project, config.stack, false);
+  const records: RecordedResource[] = [];
+  record(pulumi.runtime.getMonitor() as unknown as MockMonitor, records);
+  require(programPath);
+  // Waits until every registration and apply the program started has finished.
+  await pulumi.runtime.disconnect();
+  return records;
+}

@@ -1,0 +1,150 @@
+/**
+ * Runs the real program (index.ts) with the real provider SDKs under Pulumi's mock
+ * runtime, on a stack written to the DESIGN.md contract, and checks what it would
+ * create. Pulumi's runtime is process-global: one program run per test file.
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { before, describe, it } from "node:test";
+import { loadStackConfig, SECRET_PLACEHOLDER } from "../plan/config";
+import { runProgram, type RecordedResource } from "../plan/run";
+
+const root = path.join(__dirname, "..");
+let records: RecordedResource[] = [];
+const byName = (type: string, name: string) => {
+  const r = records.find((x) => x.type === type && x.name === name);
+  assert.ok(r, `no ${type} named ${name}`);
+  return r;
+};
+const ofType = (type: string) => records.filter((r) => r.type === type);
+const DNS = "cloudflare:index/dnsRecord:DnsRecord";
+const TOKEN = "cloudflare:index/apiToken:ApiToken";
+const COMMAND = "command:remote:Command";
+
+before(async () => {
+  records = await runProgram(loadStackConfig(root, "contract", path.join(__dirname, "stacks", "contract.yaml")));
+});
+
+describe("SidecarPod", () => {
+  it("registers one component per service and one IngressHost", () => {
+    assert.deepEqual(
+      ofType("edgeplane:index:SidecarPod")
+        .map((r) => r.name)
+        .sort(),
+      ["adminer", "grafana", "sso", "vllm"],
+    );
+    assert.deepEqual(
+      ofType("edgeplane:index:IngressHost").map((r) => r.name),
+      ["edge"],
+    );
+  });
+
+  it("points a public service's A and AAAA records at the ingress host, unproxied, ttl auto, marked as managed", () => {
+    const a = byName(DNS, "grafana-dns").inputs;
+    assert.deepEqual(
+      { name: a.name, type: a.type, content: a.content, proxied: a.proxied, ttl: a.ttl, zoneId: a.zoneId },
+      {
+        name: "grafana.example.net",
+        type: "A",
+        content: "198.51.100.7",
+        proxied: false,
+        ttl: 1,
+        zoneId: "fedcba9876543210fedcba9876543210",
+      },
+    );
+    assert.match(String(a.comment), /managed by edgeplane/);
+    const aaaa = byName(DNS, "grafana-dns-v6").inputs;
+    assert.deepEqual([aaaa.type, aaaa.content, aaaa.proxied], ["AAAA", "2001:db8:1::7", false]);
+    // A service on another host is still published at the ingress host: Envoy routes it.
+    assert.equal(byName(DNS, "vllm-dns").inputs.content, "198.51.100.7");
+  });
+
+  it("gives a tailnet service only a record to the ingress host's tailnet address", () => {
+    const records = ofType(DNS).filter((r) => r.parent === "adminer");
+    assert.deepEqual(
+      records.map((r) => [r.inputs.type, r.inputs.content]),
+      [["A", "100.100.1.1"]],
+    );
+  });
+
+  it("mints one token per pod, allowed DNS Write and Zone Read on exactly the stack's zone", () => {
+    const tokens = ofType(TOKEN);
+    assert.deepEqual(tokens.map((t) => t.parent).sort(), ["adminer", "grafana", "sso", "vllm"]);
+    for (const token of tokens) {
+      const policies = token.inputs.policies as { effect: string; permissionGroups: { id: string }[]; resources: string }[];
+      assert.equal(policies.length, 1);
+      const [policy] = policies;
+      assert.equal(policy!.effect, "allow");
+      assert.deepEqual(policy!.permissionGroups.map((g) => g.id).sort(), [
+        "4755a26eedb94da69e1066d98aa820be",
+        "c8fed203ed3043cba015a93ad1616f1f",
+      ]);
+      assert.deepEqual(JSON.parse(policy!.resources), {
+        "com.cloudflare.api.account.zone.fedcba9876543210fedcba9876543210": "*",
+      });
+      assert.equal(token.inputs.name, `edgeplane-contract-${token.parent}`);
+    }
+  });
+
+  it("hands the token to podman on stdin, as a secret, from a command that logs nothing", () => {
+    const cmd = byName(COMMAND, "grafana-cf-token-secret").inputs;
+    assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
+    assert.equal(cmd.logging, "none");
+    assert.match(String(cmd.create), /podman secret create --replace '\\''grafana-cf-api-token'\\'' - /);
+  });
+
+  it("generates each named app secret once and delivers it the same way", () => {
+    const password = byName("random:index/randomPassword:RandomPassword", "grafana-secret-gf-security-secret-key");
+    assert.equal(password.parent, "grafana");
+    assert.equal(password.inputs.length, 48);
+    const cmd = byName(COMMAND, "grafana-secret-gf-security-secret-key-podman").inputs;
+    assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
+    assert.equal(cmd.logging, "none");
+  });
+
+  it("never puts a secret in a command's create, update or delete text", () => {
+    for (const cmd of ofType(COMMAND)) {
+      for (const key of ["create", "update", "delete"] as const) {
+        const text = cmd.inputs[key];
+        if (text === undefined) continue;
+        // A secret flowing into the text would make the whole text secret (redacted to
+        // the placeholder) or, if its secretness were lost, show the placeholder value.
+        assert.equal(typeof text, "string", `${cmd.name}.${key}`);
+        assert.doesNotMatch(String(text), /\[secret\]/, `${cmd.name}.${key} carries a secret`);
+      }
+      // It carries the private key; @pulumi/command keeps the whole connection secret.
+      assert.equal(cmd.inputs.connection, SECRET_PLACEHOLDER, `${cmd.name}: the connection must be secret`);
+    }
+  });
+
+  it("activates a pod after its files and secrets, and re-runs only when one of them changes", () => {
+    const activate = byName(COMMAND, "grafana-activate");
+    for (const dep of ["grafana-Caddyfile-install", "grafana-cf-token-secret", "grafana-secret-gf-security-secret-key-podman"]) {
+      assert.ok(activate.dependsOn.includes(dep), `activation should wait for ${dep}`);
+    }
+    const files = ofType("edgeplane:index:RemoteFile").filter((f) => f.parent === "grafana");
+    for (const f of files) assert.ok(String(activate.inputs.create).includes(`${f.inputs.path} ${f.inputs.sha256}`));
+    assert.match(String(activate.inputs.create), /systemctl --user restart '\\''grafana-pod.service'\\''/);
+  });
+
+  it("parents every resource to a component, and components to nothing but the stack", () => {
+    const components = new Set(records.filter((r) => !r.custom).map((r) => r.name));
+    for (const r of records) {
+      if (r.type.startsWith("pulumi:providers:")) continue;
+      if (["edgeplane:index:SidecarPod", "edgeplane:index:IngressHost"].includes(r.type)) assert.equal(r.parent, null, r.name);
+      else assert.ok(r.parent && components.has(r.parent), `${r.type} ${r.name} has parent ${r.parent}`);
+    }
+  });
+
+  it("installs a pod's files as its service user, and Envoy's as root on the ingress host", () => {
+    const files = ofType("edgeplane:index:RemoteFile");
+    for (const f of files.filter((x) => x.inputs.service !== null)) {
+      assert.equal(f.inputs.owner, `ep-${f.inputs.service}`, String(f.inputs.path));
+      assert.ok(String(f.inputs.path).startsWith(`/var/lib/edgeplane/${f.inputs.service}/`), String(f.inputs.path));
+    }
+    const hostWide = files.filter((x) => x.inputs.service === null);
+    assert.ok(hostWide.length > 0);
+    for (const f of hostWide) assert.deepEqual([f.inputs.host, f.inputs.owner], ["edge", "root"]);
+    assert.deepEqual([...new Set(files.filter((f) => f.inputs.service === "vllm").map((f) => f.inputs.host))], ["gpu"]);
+  });
+});

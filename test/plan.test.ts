@@ -1,0 +1,143 @@
+/**
+ * The offline plan as a user runs it (`npm run plan -- --stack <name>`), in a child
+ * process per run: the files it writes, its manifest, and what it must never write.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import YAML from "yaml";
+
+const root = path.join(__dirname, "..");
+const tsx = path.join(root, "node_modules", ".bin", "tsx");
+
+function plan(args: string[]) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-plan-"));
+  const r = spawnSync(tsx, [path.join(root, "scripts", "plan.ts"), "--out", out, ...args], { cwd: root, encoding: "utf8" });
+  return { out, code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function walk(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort();
+}
+
+describe("npm run plan -- --stack prod", () => {
+  const run = plan(["--stack", "prod"]);
+  const dir = path.join(run.out, "prod");
+
+  it("succeeds and writes plan.json and the hosts tree", () => {
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(fs.existsSync(path.join(dir, "plan.json")));
+    assert.deepEqual(fs.readdirSync(path.join(dir, "hosts")).sort(), ["edge", "gpu"]);
+  });
+
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, "plan.json"), "utf8"));
+
+  it("lists every file under hosts/ exactly once, with a matching sha256", () => {
+    const onDisk = walk(path.join(dir, "hosts")).map((f) => path.relative(path.join(dir, "hosts"), f));
+    const listed = manifest.files.map((f: { host: string; path: string }) => path.join(f.host, f.path));
+    assert.deepEqual(listed.slice().sort(), onDisk);
+    for (const f of manifest.files) {
+      const bytes = fs.readFileSync(path.join(dir, "hosts", f.host, f.path));
+      assert.equal(createHash("sha256").update(bytes).digest("hex"), f.sha256, f.path);
+      assert.match(f.mode, /^0[0-7]{3}$/);
+    }
+  });
+
+  it("has the contract's top-level shape", () => {
+    assert.deepEqual(Object.keys(manifest), ["project", "stack", "resources", "files"]);
+    assert.equal(manifest.project, "edgeplane");
+    assert.equal(manifest.stack, "prod");
+    const dns = manifest.resources.find((r: { name: string }) => r.name === "grafana-dns");
+    assert.deepEqual(
+      {
+        type: dns.type,
+        parent: dns.parent,
+        name: dns.inputs.name,
+        content: dns.inputs.content,
+        proxied: dns.inputs.proxied,
+        ttl: dns.inputs.ttl,
+      },
+      {
+        type: "cloudflare:index/dnsRecord:DnsRecord",
+        parent: "grafana",
+        name: "grafana.example.org",
+        content: "203.0.113.10",
+        proxied: false,
+        ttl: 1,
+      },
+    );
+  });
+
+  it("marks host-wide files with service null and pod files with their service", () => {
+    const envoy = manifest.files.find((f: { path: string }) => f.path === "/etc/envoy/lds.yaml");
+    assert.deepEqual([envoy.host, envoy.owner, envoy.service], ["edge", "root", null]);
+    const caddyfile = manifest.files.find((f: { path: string }) => f.path === "/var/lib/edgeplane/vllm/caddy/Caddyfile");
+    assert.deepEqual([caddyfile.host, caddyfile.owner, caddyfile.service], ["gpu", "ep-vllm", "vllm"]);
+  });
+
+  it("gives every service of the stack its pod files, on its own host only", () => {
+    const stack = YAML.parse(fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8")).config["edgeplane:services"];
+    for (const [name, svc] of Object.entries<{ host: string }>(stack)) {
+      const files = manifest.files.filter((f: { service: string }) => f.service === name);
+      assert.ok(files.length >= 5, `${name} has ${files.length} files`);
+      assert.deepEqual([...new Set(files.map((f: { host: string }) => f.host))], [svc.host], name);
+    }
+  });
+
+  it("is byte-for-byte the same when run again", () => {
+    const again = plan(["--stack", "prod"]);
+    assert.equal(again.code, 0, again.stderr);
+    const a = walk(dir).map((f) => [path.relative(dir, f), fs.readFileSync(f, "utf8")]);
+    const b = walk(path.join(again.out, "prod")).map((f) => [
+      path.relative(path.join(again.out, "prod"), f),
+      fs.readFileSync(f, "utf8"),
+    ]);
+    assert.deepEqual(a, b);
+  });
+});
+
+describe("secrets and the plan", () => {
+  it("never writes a secret value under the output folder, even one given in clear text", () => {
+    const sentinel = "SENTINEL-PRIVATE-KEY-7f3a9c";
+    const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.leak.yaml");
+    const doc = YAML.parse(fs.readFileSync(path.join(__dirname, "stacks", "contract.yaml"), "utf8"));
+    doc.config["edgeplane:sshPrivateKey"] =
+      `-----BEGIN OPENSSH PRIVATE KEY-----\n${sentinel}\n-----END OPENSSH PRIVATE KEY-----\n`;
+    fs.writeFileSync(stackFile, YAML.stringify(doc));
+    const run = plan(["--stack", "leak", "--stack-file", stackFile]);
+    assert.equal(run.code, 0, run.stderr);
+    const files = walk(run.out);
+    assert.ok(files.length > 10);
+    for (const f of files) assert.ok(!fs.readFileSync(f, "utf8").includes(sentinel), `${f} contains the private key`);
+    assert.ok(!run.stdout.includes(sentinel) && !run.stderr.includes(sentinel));
+  });
+});
+
+describe("an invalid config", () => {
+  it("exits non-zero with every problem and writes nothing", () => {
+    const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.bad.yaml");
+    const doc = YAML.parse(fs.readFileSync(path.join(__dirname, "stacks", "contract.yaml"), "utf8"));
+    doc.config["edgeplane:services"].grafana.host = "edg";
+    doc.config["edgeplane:services"].vllm.caddyPort = 443;
+    fs.writeFileSync(stackFile, YAML.stringify(doc));
+    const run = plan(["--stack", "bad", "--stack-file", stackFile]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /edgeplane:services\.grafana\.host: unknown host "edg"/);
+    assert.match(run.stderr, /edgeplane:services\.vllm\.caddyPort: port 443 is reserved for Envoy's HTTPS listener/);
+    assert.deepEqual(fs.readdirSync(run.out), []);
+  });
+
+  it("names a missing stack file", () => {
+    const run = plan(["--stack", "nope"]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /Pulumi\.nope\.yaml does not exist/);
+  });
+});
