@@ -1,0 +1,216 @@
+/**
+ * Real processes on loopback for the live tests: Caddy started from a rendered
+ * Caddyfile, an echo app, and a client that speaks exactly what Envoy would send
+ * (a PROXY protocol v2 header, then the client's TLS stream).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, proc: ChildProcess, log: () => string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`caddy exited with ${proc.exitCode}:\n${log()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => (s.destroy(), resolve(true)));
+      s.on("error", () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`caddy did not listen on ${port} within ${timeoutMs} ms:\n${log()}`);
+}
+
+export interface RunningCaddy {
+  readonly port: number;
+  /** The root certificate of Caddy's internal CA, to verify served certificates. */
+  readonly rootCA: () => string;
+  readonly log: () => string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Caddy with a rendered Caddyfile. Only what differs between a pod and this
+ * machine is changed, in the global options: the HTTPS port (the pod maps Caddy's 443
+ * to caddyPort; here Caddy listens on a free loopback port itself) and no attempt to
+ * install the internal CA into this machine's trust store.
+ */
+export async function startCaddy(caddy: string, caddyfile: string, env: Record<string, string> = {}): Promise<RunningCaddy> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-caddy-"));
+  const adapted = caddyfile.replace(/^\{\n/m, `{\n\thttps_port ${port}\n\tskip_install_trust\n`);
+  if (adapted === caddyfile) throw new Error("rendered Caddyfile has no global options block");
+  const file = path.join(dir, "Caddyfile");
+  fs.writeFileSync(file, adapted);
+  let output = "";
+  const proc = spawn(caddy, ["run", "--config", file, "--adapter", "caddyfile"], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: dir,
+      XDG_DATA_HOME: path.join(dir, "data"),
+      XDG_CONFIG_HOME: path.join(dir, "config"),
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  proc.stdout!.on("data", (d) => (output += d));
+  proc.stderr!.on("data", (d) => (output += d));
+  const log = () => output;
+  await waitForPort(port, proc, log);
+  return {
+    port,
+    log,
+    rootCA: () => fs.readFileSync(path.join(dir, "data", "caddy", "pki", "authorities", "local", "root.crt"), "utf8"),
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once("exit", () => resolve());
+        proc.kill("SIGKILL");
+      }),
+  };
+}
+
+export interface EchoedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
+/** An app that answers every request with what it received, as JSON. */
+export async function startEcho(port: number, handler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean) {
+  const server = http.createServer((req, res) => {
+    if (handler?.(req, res)) return;
+    const body: EchoedRequest = { method: req.method ?? "", url: req.url ?? "", headers: req.headers };
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** A PROXY protocol v2 header for a TCP/IPv4 connection, as Envoy's upstream transport sends it. */
+export function proxyV2Header(src: { ip: string; port: number }, dst: { ip: string; port: number }): Buffer {
+  const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const body = Buffer.alloc(12);
+  src.ip.split(".").forEach((o, i) => body.writeUInt8(Number(o), i));
+  dst.ip.split(".").forEach((o, i) => body.writeUInt8(Number(o), 4 + i));
+  body.writeUInt16BE(src.port, 8);
+  body.writeUInt16BE(dst.port, 10);
+  // version 2, command PROXY; family AF_INET, protocol STREAM; 12 address bytes
+  return Buffer.concat([signature, Buffer.from([0x21, 0x11, 0x00, 12]), body]);
+}
+
+export interface ClientOptions {
+  readonly port: number;
+  readonly servername: string;
+  readonly ca?: string;
+  /** Local address to connect from (another loopback address plays "not Envoy"). */
+  readonly from?: string;
+  /** Sent before TLS, as Envoy's cluster does. */
+  readonly proxyHeader?: Buffer;
+  readonly path?: string;
+  readonly headers?: readonly [string, string][];
+}
+
+export interface Response {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** One HTTPS/1.1 request over a hand-built connection (PROXY header, then TLS with SNI). */
+export function request(opts: ClientOptions): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host: "127.0.0.1", port: opts.port, ...(opts.from ? { localAddress: opts.from } : {}) });
+    raw.once("error", reject);
+    raw.once("connect", () => {
+      if (opts.proxyHeader) raw.write(opts.proxyHeader);
+      const socket = tls.connect({
+        socket: raw,
+        servername: opts.servername,
+        ALPNProtocols: ["http/1.1"],
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      });
+      socket.once("error", reject);
+      socket.once("secureConnect", () => {
+        const lines = [`GET ${opts.path ?? "/"} HTTP/1.1`, `Host: ${opts.servername}`, "Connection: close"];
+        for (const [k, v] of opts.headers ?? []) lines.push(`${k}: ${v}`);
+        socket.write(lines.join("\r\n") + "\r\n\r\n");
+      });
+      const chunks: Buffer[] = [];
+      socket.on("data", (d: Buffer) => chunks.push(d));
+      socket.once("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        // A server that drops the connection without answering has refused the request.
+        if (!text.startsWith("HTTP/")) reject(new Error("connection closed without a response"));
+        else resolve(parseResponse(text));
+      });
+    });
+  });
+}
+
+function parseResponse(text: string): Response {
+  const split = text.indexOf("\r\n\r\n");
+  const [statusLine, ...headerLines] = text.slice(0, split).split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const i = line.indexOf(":");
+    headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  let body = text.slice(split + 4);
+  if (headers["transfer-encoding"] === "chunked") body = unchunk(body);
+  return { status: Number(statusLine?.split(" ")[1]), headers, body };
+}
+
+function unchunk(body: string): string {
+  let out = "";
+  let rest = body;
+  for (;;) {
+    const eol = rest.indexOf("\r\n");
+    const size = parseInt(rest.slice(0, eol), 16);
+    if (!size) return out;
+    out += rest.slice(eol + 2, eol + 2 + size);
+    rest = rest.slice(eol + 2 + size + 2);
+  }
+}
+
+/** Retries `attempt` until it resolves (Caddy issues its certificate just after it starts listening). */
+export async function eventually<T>(attempt: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Plain bytes to a port, returning whatever comes back before the server closes. */
+export function rawExchange(port: number, payload: string | Buffer, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port }, () => s.write(payload));
+    let out = "";
+    s.on("data", (d) => (out += d.toString("latin1")));
+    const done = () => resolve(out);
+    s.once("close", done);
+    s.once("error", done);
+    s.setTimeout(timeoutMs, () => s.destroy());
+  });
+}

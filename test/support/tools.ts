@@ -1,0 +1,34 @@
+/**
+ * The real tools some tests run (built by scripts/build-tools.sh into
+ * $EDGEPLANE_TOOLS_DIR/bin). Outside CI a missing tool skips those tests with a
+ * message saying how to build it; in CI (CI=true) it fails them: a green CI run never
+ * hides an unvalidated file.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { TestContext } from "node:test";
+
+export const toolsDir = process.env.EDGEPLANE_TOOLS_DIR ?? path.join(__dirname, "..", "..", ".cache", "tools");
+
+/** Absolute path of a built tool, or undefined when it has not been built. */
+export function toolPath(name: string): string | undefined {
+  const file = path.join(toolsDir, "bin", name);
+  return fs.existsSync(file) ? file : undefined;
+}
+
+/** The tool's path; skips the test (or fails it in CI) when the tool is missing. */
+export function requireTool(t: TestContext, name: string): string | undefined {
+  const file = toolPath(name);
+  if (file) return file;
+  const message = `${name} is not built: run bash scripts/build-tools.sh (looked in ${path.join(toolsDir, "bin")})`;
+  if (process.env.CI) throw new Error(message);
+  t.skip(message);
+  return undefined;
+}
+
+/** Resolves true when the named tool exists, for describe-level guards. */
+export function haveTool(name: string): boolean {
+  if (toolPath(name)) return true;
+  if (process.env.CI) throw new Error(`${name} is not built in CI: scripts/build-tools.sh must run first`);
+  return false;
+}
