@@ -18,6 +18,7 @@ import { serviceHome } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { fixtures, fleet, single } from "../fixtures/models";
 import { assertGolden, pruneGolden } from "../golden";
+import { sectionLines } from "../support/units";
 
 /** The fixtures plus an offline variant that uses Caddy's local CA. */
 const models: Record<string, Model> = { ...fixtures, "single-internal": { ...single, tls: { issuer: "internal" } } };
@@ -34,18 +35,6 @@ function fileNamed(files: readonly PodFile[], basename: string): PodFile {
   const file = files.find((f) => path.posix.basename(f.path) === basename);
   assert.ok(file, `pod files include ${basename}`);
   return file;
-}
-
-/** Key=value lines of one unit section, in order (comments and blank lines dropped). */
-function sectionLines(text: string, name: string): string[] {
-  const out: string[] = [];
-  let current = "";
-  for (const line of text.split("\n")) {
-    const header = /^\[(.+)\]$/.exec(line);
-    if (header) current = header[1] ?? "";
-    else if (current === name && line !== "" && !line.startsWith("#")) out.push(line);
-  }
-  return out;
 }
 
 /** Non-comment Caddyfile lines with indentation removed. */

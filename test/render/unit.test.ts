@@ -7,18 +7,7 @@ import { renderEnvoyContainerUnit } from "../../components/ingress/renderUnit";
 import { entry, marshalUnit, section, words } from "../../components/render/unit";
 import { fixtures } from "../fixtures/models";
 import { assertGolden, pruneGolden } from "../golden";
-
-/** Key=value lines of one section, in order (comments and blank lines dropped). */
-function sectionLines(text: string, name: string): string[] {
-  const out: string[] = [];
-  let current = "";
-  for (const line of text.split("\n")) {
-    const header = /^\[(.+)\]$/.exec(line);
-    if (header) current = header[1] ?? "";
-    else if (current === name && line !== "" && !line.startsWith("#")) out.push(line);
-  }
-  return out;
-}
+import { sectionLines } from "../support/units";
 
 describe("marshalUnit", () => {
   const one = (name: string, value: Parameters<typeof entry>[1]) =>
