@@ -5,7 +5,7 @@
  * an invalid config.
  */
 import type { ZodIssue } from "zod";
-import { hostSchema, NAME, serviceSchema, stackSchema, type ParsedStack } from "./schema";
+import { hostSchema, NAME, serviceSchema, stackSchema, type ParsedService, type ParsedStack } from "./schema";
 import type { Host, Model, Service } from "./types";
 
 export type { Model, Host, Service } from "./types";
@@ -150,6 +150,25 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
     if (svc.publicPaths.length > 0 && !svc.auth) {
       problems.push(`${keyPath(at("publicPaths"))}: only means something with auth; without auth every path is public`);
     }
+    if (svc.l7 && ingress.length === 1 && parsedHost(ingress[0]!)) {
+      const listen = l7ListenPort(svc);
+      const listenPath = svc.l7.listenPort === undefined ? at("caddyPort") : at("l7", "listenPort");
+      const why =
+        svc.l7.listenPort === undefined
+          ? ` (Envoy's L7 listener defaults to caddyPort + ${L7_PORT_OFFSET}; set l7.listenPort)`
+          : "";
+      const reservedReason = reservedOnIngress.get(listen);
+      if (listen > 65535)
+        problems.push(`${keyPath(at("l7", "listenPort"))}: caddyPort + ${L7_PORT_OFFSET} is above 65535; set l7.listenPort`);
+      else if (reservedReason) problems.push(`${keyPath(listenPath)}: port ${listen} is reserved for ${reservedReason}${why}`);
+      else
+        claimPort(
+          ingress[0]!,
+          listen,
+          `Envoy's L7 listener for service "${name}"`,
+          svc.l7.listenPort === undefined ? at("l7") : at("l7", "listenPort"),
+        );
+    }
     svc.l7?.backends.forEach((backend, i) => {
       if (!knownHost(backend.host)) {
         problems.push(`${keyPath(at("l7", "backends", i, "host"))}: unknown host "${backend.host}" (hosts: ${hostList})`);
@@ -173,6 +192,12 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
   }
   return problems;
 }
+
+/** Envoy's L7 listener port for a service: explicit, or derived from caddyPort so it never shifts when others change. */
+function l7ListenPort(svc: ParsedService): number {
+  return svc.l7?.listenPort ?? svc.caddyPort + L7_PORT_OFFSET;
+}
+const L7_PORT_OFFSET = 10000;
 
 function inCgnat(ip: string): boolean {
   const [a, b] = ip.split(".").map(Number);
@@ -207,7 +232,18 @@ function normalize(stack: ParsedStack): Model {
       secrets: [...s.secrets].sort(),
       volumes: [...s.volumes],
       ...(s.l7
-        ? { l7: { backends: s.l7.backends.map((b) => ({ host: b.host, port: b.port })), healthPath: s.l7.healthPath } }
+        ? {
+            l7: {
+              backends: s.l7.backends.map((b) => ({ host: b.host, port: b.port })),
+              healthPath: s.l7.healthPath,
+              listenPort: l7ListenPort(s),
+              streamIdleTimeout: s.l7.streamIdleTimeout,
+              retries: s.l7.retries,
+              healthCheck: { ...s.l7.healthCheck },
+              circuitBreakers: { ...s.l7.circuitBreakers },
+              outlierDetection: { ...s.l7.outlierDetection },
+            },
+          }
         : {}),
     }));
   return {

@@ -27,6 +27,14 @@ const dnsName = z
   .transform((s) => s.toLowerCase())
   .pipe(z.string().regex(DNS_NAME, "must be a DNS name such as app.example.org"));
 const image = z.string().regex(IMAGE, "must be a container image reference such as docker.io/library/nginx:1.27");
+/** A protobuf JSON duration, the form Envoy reads: "30s", "0.5s". */
+const duration = z.string().regex(/^\d+(\.\d{1,9})?s$/, 'must be a duration in seconds such as "30s" or "0.5s"');
+const count = (min: number, max: number) =>
+  z
+    .number({ invalid_type_error: "must be a number" })
+    .int("must be a whole number")
+    .min(min, `must be between ${min} and ${max}`)
+    .max(max, `must be between ${min} and ${max}`);
 const envValue = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v));
 
 export const sshSchema = z
@@ -72,6 +80,38 @@ export const serviceSchema = z
           .string()
           .regex(/^\/\S*$/, "must be a path such as /health")
           .default("/health"),
+        /** Port of Envoy's L7 listener for this service on the ingress host's tailnet address. */
+        listenPort: port.optional(),
+        /** A stream with no bytes either way for this long is closed; tokens keep a stream busy. */
+        streamIdleTimeout: duration.default("300s"),
+        /** Retries, on connect failure only: a request an LLM has started is never replayed. */
+        retries: count(0, 5).default(2),
+        healthCheck: z
+          .object({
+            interval: duration.default("10s"),
+            timeout: duration.default("5s"),
+            unhealthyThreshold: count(1, 100).default(3),
+            healthyThreshold: count(1, 100).default(2),
+          })
+          .strict()
+          .default({}),
+        circuitBreakers: z
+          .object({
+            maxConnections: count(1, 1_000_000).default(1024),
+            maxPendingRequests: count(1, 1_000_000).default(1024),
+            maxRequests: count(1, 1_000_000).default(1024),
+          })
+          .strict()
+          .default({}),
+        outlierDetection: z
+          .object({
+            consecutive5xx: count(1, 1000).default(5),
+            interval: duration.default("10s"),
+            baseEjectionTime: duration.default("30s"),
+            maxEjectionPercent: count(0, 100).default(50),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .optional(),

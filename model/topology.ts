@@ -47,6 +47,16 @@ export function envoySourceAddress(model: Model, service: Service): string {
   return colocatedWithIngress(model, service) ? "127.0.0.1" : ingressHost(model).tailnetIP;
 }
 
+/**
+ * Where an `l7` service's Caddy sends requests: Envoy's L7 listener for it, on the
+ * ingress host's tailnet address. Not loopback even for a pod on the ingress host:
+ * inside a pasta pod, 127.0.0.1 is the pod itself.
+ */
+export function l7Upstream(model: Model, service: Service): { address: string; port: number } {
+  if (!service.l7) throw new Error(`internal: service ${service.name} has no l7 settings`);
+  return { address: ingressHost(model).tailnetIP, port: service.l7.listenPort };
+}
+
 /** Services that run on the given host, sorted by name. */
 export function servicesOnHost(model: Model, hostName: string): Service[] {
   return model.services.filter((s) => s.host === hostName);

@@ -36,6 +36,29 @@ export interface L7Backend {
 export interface L7Settings {
   readonly backends: readonly L7Backend[];
   readonly healthPath: string;
+  /** Port of Envoy's L7 listener on the ingress host's tailnet address (default caddyPort + 10000). */
+  readonly listenPort: number;
+  /** Durations are protobuf JSON durations ("30s"), the form Envoy reads. */
+  readonly streamIdleTimeout: string;
+  /** Retries on connect failure only. */
+  readonly retries: number;
+  readonly healthCheck: {
+    readonly interval: string;
+    readonly timeout: string;
+    readonly unhealthyThreshold: number;
+    readonly healthyThreshold: number;
+  };
+  readonly circuitBreakers: {
+    readonly maxConnections: number;
+    readonly maxPendingRequests: number;
+    readonly maxRequests: number;
+  };
+  readonly outlierDetection: {
+    readonly consecutive5xx: number;
+    readonly interval: string;
+    readonly baseEjectionTime: string;
+    readonly maxEjectionPercent: number;
+  };
 }
 
 export interface ServiceAuth {

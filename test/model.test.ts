@@ -105,6 +105,20 @@ describe("buildModel on a valid config", () => {
     });
   });
 
+  it("gives l7 services streaming-safe defaults and an L7 port derived from caddyPort", () => {
+    const l7 = model.services.find((s) => s.name === "vllm")!.l7!;
+    assert.equal(l7.listenPort, 20450);
+    assert.equal(l7.streamIdleTimeout, "300s");
+    assert.equal(l7.retries, 2);
+    assert.deepEqual(l7.healthCheck, { interval: "10s", timeout: "5s", unhealthyThreshold: 3, healthyThreshold: 2 });
+    assert.deepEqual(l7.outlierDetection, {
+      consecutive5xx: 5,
+      interval: "10s",
+      baseEjectionTime: "30s",
+      maxEjectionPercent: 50,
+    });
+  });
+
   it("lower-cases FQDNs and turns numeric and boolean env values into strings", () => {
     const m = buildModel(
       (() => {
@@ -269,6 +283,17 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       (c) => (c.services.grafana.auth.groups = []),
       ["edgeplane:services.grafana.auth.groups: must name at least one group"],
     ],
+    [
+      "L7 listener port taken on the ingress host",
+      (c) => (c.services.vllm.l7.listenPort = 10443),
+      ['edgeplane:services.vllm.l7.listenPort: port 10443 on host "edge" is already used by the Caddy of service "grafana"'],
+    ],
+    [
+      "L7 duration without a unit",
+      (c) => (c.services.vllm.l7.streamIdleTimeout = "300"),
+      ['edgeplane:services.vllm.l7.streamIdleTimeout: must be a duration in seconds such as "30s" or "0.5s"'],
+    ],
+    ["unknown L7 setting", (c) => (c.services.vllm.l7.timeout = "0s"), ["edgeplane:services.vllm.l7.timeout: unknown key"]],
     ["missing domain", (c) => delete c.domain, ["edgeplane:domain: is required"]],
   ];
 

@@ -8,8 +8,8 @@
  * because Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7).
  */
 import YAML from "yaml";
-import { envoyUpstream, ingressHost } from "../../model/topology";
-import type { Model, Service } from "../../model/types";
+import { envoyUpstream, hostByName, ingressHost, l7Upstream } from "../../model/topology";
+import type { L7Settings, Model, Service } from "../../model/types";
 
 type Obj = Record<string, unknown>;
 
@@ -175,6 +175,132 @@ export function caddyCluster(model: Model, service: Service): Obj {
   };
 }
 
+/** Name of the L7 listener and cluster of an `l7` service. */
+export function l7Name(service: Service): string {
+  return `l7_${label(service.name)}`;
+}
+
+/**
+ * The L7 listener an `l7` service's Caddy proxies to, after TLS and auth: on the
+ * ingress host's tailnet address (never public), accepting connections only from the
+ * host that runs that Caddy. Timeouts fit streamed LLM responses (LESSONS.md 6): no
+ * request or route timeout (Envoy's default 15 s route timeout would cut a long
+ * completion), and an explicit stream idle timeout instead, which a token stream
+ * keeps resetting. Retries happen only when no connection could be made, so a
+ * request a backend has started is never replayed.
+ */
+export function l7Listener(model: Model, service: Service & { l7: L7Settings }): Obj {
+  const name = l7Name(service);
+  const upstream = l7Upstream(model, service);
+  const caddyHost = hostByName(model, service.host).tailnetIP;
+  return {
+    "@type": LISTENER_TYPE,
+    name,
+    address: socketAddress(upstream.address, upstream.port),
+    filter_chains: [
+      {
+        filter_chain_match: { source_prefix_ranges: [{ address_prefix: caddyHost, prefix_len: 32 }] },
+        filters: [
+          {
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", {
+              stat_prefix: name,
+              request_timeout: "0s",
+              stream_idle_timeout: service.l7.streamIdleTimeout,
+              route_config: {
+                name,
+                virtual_hosts: [
+                  {
+                    name,
+                    domains: ["*"],
+                    routes: [
+                      {
+                        match: { prefix: "/" },
+                        route: {
+                          cluster: name,
+                          timeout: "0s",
+                          idle_timeout: service.l7.streamIdleTimeout,
+                          retry_policy: { retry_on: "connect-failure", num_retries: service.l7.retries },
+                        },
+                      },
+                    ],
+                  },
+                ],
+              },
+              http_filters: [
+                { name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router") },
+              ],
+            }),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * The inference backends of an `l7` service. Active HTTP health checks take a dead
+ * backend out and put it back; outlier detection ejects only on consecutive 5xx,
+ * never on latency (success-rate ejection is off), so a backend that is slow to its
+ * first token but healthy stays in. LEAST_REQUEST sends new work to the backend with
+ * the fewest requests in flight, which suits long, uneven generations.
+ */
+export function l7Cluster(model: Model, service: Service & { l7: L7Settings }): Obj {
+  const name = l7Name(service);
+  const { healthCheck: hc, circuitBreakers: cb, outlierDetection: od } = service.l7;
+  const ingress = ingressHost(model);
+  return {
+    "@type": CLUSTER_TYPE,
+    name,
+    type: "STRICT_DNS",
+    dns_lookup_family: "V4_ONLY",
+    connect_timeout: "5s",
+    lb_policy: "LEAST_REQUEST",
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [
+        {
+          lb_endpoints: service.l7.backends.map((b) => ({
+            endpoint: {
+              // A backend on the ingress host itself is reached on loopback; others over the tailnet.
+              address: socketAddress(b.host === ingress.name ? "127.0.0.1" : hostByName(model, b.host).tailnetIP, b.port),
+            },
+          })),
+        },
+      ],
+    },
+    health_checks: [
+      {
+        timeout: hc.timeout,
+        interval: hc.interval,
+        unhealthy_threshold: hc.unhealthyThreshold,
+        healthy_threshold: hc.healthyThreshold,
+        http_health_check: { path: service.l7.healthPath },
+      },
+    ],
+    circuit_breakers: {
+      thresholds: [
+        {
+          priority: "DEFAULT",
+          max_connections: cb.maxConnections,
+          max_pending_requests: cb.maxPendingRequests,
+          max_requests: cb.maxRequests,
+          max_retries: Math.max(1, service.l7.retries),
+        },
+      ],
+    },
+    outlier_detection: {
+      consecutive_5xx: od.consecutive5xx,
+      interval: od.interval,
+      base_ejection_time: od.baseEjectionTime,
+      max_ejection_percent: od.maxEjectionPercent,
+      enforcing_success_rate: 0,
+    },
+  };
+}
+
+const l7Services = (model: Model) => model.services.filter((s): s is Service & { l7: L7Settings } => s.l7 !== undefined);
+
 /** Every listener: :443 and :80 on IPv4, and on IPv6 too when the host has a public IPv6 address. */
 export function listeners(model: Model): Obj[] {
   const out = [passthroughListener(model, "https_passthrough", "v4"), httpRedirectListener("http_redirect", "0.0.0.0")];
@@ -183,11 +309,13 @@ export function listeners(model: Model): Obj[] {
     // must keep seeing plain IPv4 addresses, which its tailnet prefix ranges match.
     out.push(passthroughListener(model, "https_passthrough_v6", "v6"), httpRedirectListener("http_redirect_v6", "::"));
   }
-  return out;
+  return [...out, ...l7Services(model).map((s) => l7Listener(model, s))];
 }
 
 export function clusters(model: Model): Obj[] {
-  return model.services.map((s) => caddyCluster(model, s)).sort((a, b) => cmp(String(a.name), String(b.name)));
+  return [...model.services.map((s) => caddyCluster(model, s)), ...l7Services(model).map((s) => l7Cluster(model, s))].sort(
+    (a, b) => cmp(String(a.name), String(b.name)),
+  );
 }
 
 function header(what: string): string {

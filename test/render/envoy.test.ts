@@ -125,7 +125,9 @@ describe("Envoy config: what matters", () => {
   });
 
   it("sends PROXY protocol v2 to every Caddy", () => {
-    for (const c of cds(fleet)) {
+    const caddyClusters = cds(fleet).filter((c) => c.name.startsWith("caddy_"));
+    assert.equal(caddyClusters.length, fleet.services.length);
+    for (const c of caddyClusters) {
       assert.equal(
         c.transport_socket.typed_config["@type"],
         "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
@@ -157,7 +159,7 @@ describe("Envoy config: what matters", () => {
     );
     assert.deepEqual(
       lds(fleet).map((l) => l.name),
-      ["https_passthrough", "http_redirect", "https_passthrough_v6", "http_redirect_v6"],
+      ["https_passthrough", "http_redirect", "https_passthrough_v6", "http_redirect_v6", "l7_vllm"],
     );
   });
 
@@ -178,5 +180,93 @@ describe("Envoy config: what matters", () => {
   it("does not depend on the order of services", () => {
     const shuffled = { ...fleet, services: [...fleet.services].reverse() };
     for (const render of Object.values(renderers)) assert.equal(render(shuffled), render(fleet));
+  });
+});
+
+describe("Envoy L7 for inference backends", () => {
+  const l7 = () => listener(fleet, "l7_vllm");
+  const hcm = () => l7().filter_chains[0].filters[0].typed_config;
+  const route = () => hcm().route_config.virtual_hosts[0].routes[0].route;
+  const cluster = () => cds(fleet).find((c) => c.name === "l7_vllm")!;
+
+  it("listens on the ingress host's tailnet address only, for the Caddy host only", () => {
+    assert.deepEqual(l7().address.socket_address, { address: "100.64.0.1", port_value: 20450 });
+    assert.deepEqual(l7().filter_chains[0].filter_chain_match.source_prefix_ranges, [
+      { address_prefix: "100.64.0.2", prefix_len: 32 },
+    ]);
+  });
+
+  it("has no 15 s route timeout: request and route timeouts are off, idle timeouts explicit", () => {
+    assert.equal(hcm().request_timeout, "0s");
+    assert.equal(hcm().stream_idle_timeout, "300s");
+    assert.equal(route().timeout, "0s");
+    assert.equal(route().idle_timeout, "300s");
+  });
+
+  it("retries only when a connection could not be made", () => {
+    assert.deepEqual(route().retry_policy, { retry_on: "connect-failure", num_retries: 2 });
+  });
+
+  it("balances over every backend with STRICT_DNS, health-checks them over HTTP, and limits them", () => {
+    const c = cluster();
+    assert.equal(c.type, "STRICT_DNS");
+    assert.deepEqual(
+      c.load_assignment.endpoints[0].lb_endpoints.map((e: Obj) => e.endpoint.address.socket_address),
+      [
+        { address: "100.64.0.2", port_value: 8001 },
+        { address: "100.64.0.2", port_value: 8002 },
+      ],
+    );
+    assert.deepEqual(c.health_checks[0].http_health_check, { path: "/health" });
+    assert.deepEqual(
+      [
+        c.health_checks[0].interval,
+        c.health_checks[0].timeout,
+        c.health_checks[0].unhealthy_threshold,
+        c.health_checks[0].healthy_threshold,
+      ],
+      ["10s", "5s", 3, 2],
+    );
+    assert.equal(c.circuit_breakers.thresholds[0].max_requests, 1024);
+  });
+
+  it("ejects a backend only for consecutive errors, never for being slow", () => {
+    const od = cluster().outlier_detection;
+    assert.equal(od.consecutive_5xx, 5);
+    assert.equal(od.enforcing_success_rate, 0);
+  });
+
+  it("takes every threshold from the service's settings", () => {
+    const vllm = fleet.services.find((s) => s.name === "vllm")!;
+    const tuned: Model = {
+      ...fleet,
+      services: fleet.services.map((s) =>
+        s === vllm
+          ? {
+              ...s,
+              l7: {
+                ...s.l7!,
+                listenPort: 21000,
+                streamIdleTimeout: "900s",
+                retries: 0,
+                healthCheck: { interval: "3s", timeout: "1s", unhealthyThreshold: 2, healthyThreshold: 1 },
+                circuitBreakers: { maxConnections: 8, maxPendingRequests: 4, maxRequests: 16 },
+                outlierDetection: { consecutive5xx: 10, interval: "20s", baseEjectionTime: "60s", maxEjectionPercent: 10 },
+              },
+            }
+          : s,
+      ),
+    };
+    const l = lds(tuned).find((x) => x.name === "l7_vllm")!;
+    const c = cds(tuned).find((x) => x.name === "l7_vllm")!;
+    assert.equal(l.address.socket_address.port_value, 21000);
+    assert.equal(l.filter_chains[0].filters[0].typed_config.stream_idle_timeout, "900s");
+    assert.equal(
+      l.filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.retry_policy.num_retries,
+      0,
+    );
+    assert.deepEqual(c.circuit_breakers.thresholds[0].max_connections, 8);
+    assert.equal(c.health_checks[0].interval, "3s");
+    assert.equal(c.outlier_detection.max_ejection_percent, 10);
   });
 });

@@ -8,7 +8,7 @@
  *      public paths through, then forward_auth;
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
-import { caddyBindAddress, envoySourceAddress, hostByName } from "../../../model/topology";
+import { caddyBindAddress, envoySourceAddress, hostByName, l7Upstream } from "../../../model/topology";
 import type { Model, Service } from "../../../model/types";
 import {
   comment,
@@ -191,14 +191,22 @@ function authentikCallerRanges(model: Model): string[] {
   return [...hosts].sort().map((ip) => `${ip}/32`);
 }
 
-/** The app, on the pod's loopback; the matcher (if any) limits which requests go there. */
+/**
+ * The app, on the pod's loopback; for an `l7` service, Envoy's L7 listener that
+ * balances over its backends, with responses flushed as they stream. The matcher (if
+ * any) limits which requests go there.
+ */
 function appProxy(model: Model, service: Service, matcher?: string): Directive {
   const isAuthentik = model.authentik?.service === service.name;
   const trusted = isAuthentik ? authentikCallerRanges(model) : [];
+  const upstream = service.l7
+    ? `${l7Upstream(model, service).address}:${l7Upstream(model, service).port}`
+    : `localhost:${service.port}`;
   return directive(
-    ["reverse_proxy", ...(matcher ? [matcher] : []), `localhost:${service.port}`],
+    ["reverse_proxy", ...(matcher ? [matcher] : []), upstream],
     [
       ...(trusted.length > 0 ? [directive(["trusted_proxies", ...trusted])] : []),
+      ...(service.l7 ? [directive(["flush_interval", "-1"])] : []),
       // Keeps websockets open across a config reload (LESSONS.md 5).
       directive(["stream_close_delay", "5m"]),
     ],
@@ -216,8 +224,6 @@ function siteRoute(model: Model, service: Service): Directive {
         forwardAuth(authentikFqdn),
       ]
     : [];
-  // An l7 service is proxied to its app like any other for now; routing it through
-  // Envoy's L7 listener is a separate change.
   return directive("route", [...stripIdentityHeaders(), ...auth, appProxy(model, service)]);
 }
 
