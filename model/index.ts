@@ -231,6 +231,7 @@ function normalize(stack: ParsedStack): Model {
       env: Object.entries(s.env).sort(byName),
       secrets: [...s.secrets].sort(),
       volumes: [...s.volumes],
+      limits: { ...s.limits },
       ...(s.l7
         ? {
             l7: {
@@ -251,7 +252,7 @@ function normalize(stack: ParsedStack): Model {
     cloudflare: { zoneId: stack.cloudflare.zoneId, permissionGroups: { ...stack.cloudflare.permissionGroups } },
     tls: { issuer: stack.tls.issuer, ...(stack.tls.email ? { email: stack.tls.email } : {}) },
     images: { ...stack.images },
-    envoy: { adminPort: stack.envoy.adminPort },
+    envoy: { ...stack.envoy },
     hosts,
     services,
     ...(stack.authentik ? { authentik: { service: stack.authentik.service } } : {}),

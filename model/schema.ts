@@ -73,6 +73,16 @@ export const serviceSchema = z
     env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
     secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
     volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
+    /** Limits on this service's SNI chain at the edge, so one hammered service cannot starve the others. */
+    limits: z
+      .object({
+        maxConnections: count(1, 1_000_000).default(1024),
+        connectionsPerSecond: count(1, 1_000_000).default(50),
+        burst: count(1, 1_000_000).default(200),
+        idleTimeout: duration.default("3600s"),
+      })
+      .strict()
+      .default({}),
     l7: z
       .object({
         backends: z.array(z.object({ host: z.string(), port }).strict()).min(1, "must list at least one backend"),
@@ -149,7 +159,13 @@ export const stackSchema = z
       .strict()
       .default({}),
     envoy: z
-      .object({ adminPort: port.default(9901) })
+      .object({
+        adminPort: port.default(9901),
+        /** A client must finish its TLS ClientHello within this, or the connection is dropped. */
+        tlsHandshakeTimeout: duration.default("5s"),
+        /** Connections on all listeners together; Envoy refuses more instead of exhausting the host. */
+        maxDownstreamConnections: count(1, 10_000_000).default(50_000),
+      })
       .strict()
       .default({}),
     // Entries are parsed one by one (model/index.ts) so that a mistake in one service

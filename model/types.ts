@@ -88,6 +88,19 @@ export interface Service {
   /** Podman volume specs for the app container (`name:/path[:opts]`), in config order. */
   readonly volumes: readonly string[];
   readonly l7?: L7Settings;
+  readonly limits: EdgeLimits;
+}
+
+/** Per-service limits on its SNI chain at the ingress. */
+export interface EdgeLimits {
+  /** Open connections at once; more are closed at accept. */
+  readonly maxConnections: number;
+  /** New connections per second (token bucket refill) ... */
+  readonly connectionsPerSecond: number;
+  /** ... and the bucket's size: how many may arrive at once. */
+  readonly burst: number;
+  /** A connection with no bytes either way for this long is closed. */
+  readonly idleTimeout: string;
 }
 
 export interface Images {
@@ -104,6 +117,10 @@ export interface CloudflareSettings {
 export interface EnvoySettings {
   /** Admin interface port, bound to 127.0.0.1 only. */
   readonly adminPort: number;
+  /** Time allowed for a client's TLS ClientHello on :443. */
+  readonly tlsHandshakeTimeout: string;
+  /** Open downstream connections on all listeners together. */
+  readonly maxDownstreamConnections: number;
 }
 
 export interface Model {

@@ -69,17 +69,46 @@ export function sniChain(model: Model, service: Service, onTailnetAddress = fals
   return {
     name,
     filter_chain_match: match,
-    filters: [
-      {
-        name: "envoy.filters.network.tcp_proxy",
-        typed_config: typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", {
-          stat_prefix: name,
-          cluster: clusterName(service),
-          // Websockets and streamed responses are long-lived; the default 1h idle cut is kept explicit.
-          idle_timeout: "3600s",
-        }),
-      },
-    ],
+    filters: [...edgeLimits(name, service), tcpProxy(name, service)],
+  };
+}
+
+/**
+ * A service's limits at the edge, ahead of the proxy on its own chain, so a service
+ * that is hammered exhausts its own budget and not the others': new connections per
+ * second (token bucket; a connection beyond it is closed at once) and connections
+ * open at once. Each chain has its own filter instances, so the copy of a public
+ * chain on the tailnet address has its own budget.
+ */
+function edgeLimits(stat: string, service: Service): Obj[] {
+  const { connectionsPerSecond, burst, maxConnections } = service.limits;
+  return [
+    {
+      name: "envoy.filters.network.local_ratelimit",
+      typed_config: typed("envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit", {
+        stat_prefix: stat,
+        token_bucket: { max_tokens: burst, tokens_per_fill: connectionsPerSecond, fill_interval: "1s" },
+      }),
+    },
+    {
+      name: "envoy.filters.network.connection_limit",
+      typed_config: typed("envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit", {
+        stat_prefix: stat,
+        max_connections: maxConnections,
+      }),
+    },
+  ];
+}
+
+function tcpProxy(stat: string, service: Service): Obj {
+  return {
+    name: "envoy.filters.network.tcp_proxy",
+    typed_config: typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", {
+      stat_prefix: stat,
+      cluster: clusterName(service),
+      // Websockets and streamed responses are long-lived: set per service, 1 h by default.
+      idle_timeout: service.limits.idleTimeout,
+    }),
   };
 }
 
@@ -110,7 +139,7 @@ export function passthroughListener(model: Model, name: string, family: "v4" | "
       },
     ],
     // A client that never finishes its ClientHello is dropped instead of holding a socket.
-    listener_filters_timeout: "5s",
+    listener_filters_timeout: model.envoy.tlsHandshakeTimeout,
     filter_chains: chains,
   };
 }
@@ -354,7 +383,22 @@ export function renderEnvoyBootstrap(model: Model): string {
     node: { id: host, cluster: "edgeplane" },
     admin: admin(model),
     dynamic_resources: { lds_config: source(LISTENERS_PATH), cds_config: source(CLUSTERS_PATH) },
+    overload_manager: overloadManager(model),
   });
+}
+
+/** Caps connections on all listeners together, so a flood cannot exhaust the host's file descriptors. */
+function overloadManager(model: Model): Obj {
+  return {
+    resource_monitors: [
+      {
+        name: "envoy.resource_monitors.global_downstream_max_connections",
+        typed_config: typed("envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig", {
+          max_active_downstream_connections: model.envoy.maxDownstreamConnections,
+        }),
+      },
+    ],
+  };
 }
 
 /**
@@ -366,6 +410,7 @@ export function renderValidationBootstrap(model: Model): string {
   return serialize(`validation copy of the listeners and clusters of ingress host ${ingressHost(model).name}`, {
     node: { id: `${ingressHost(model).name}-check`, cluster: "edgeplane" },
     admin: admin(model),
+    overload_manager: overloadManager(model),
     static_resources: { listeners: strip(listeners(model)), clusters: strip(clusters(model)) },
   });
 }

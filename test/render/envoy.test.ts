@@ -68,7 +68,11 @@ function route(l: Obj, conn: { dst: string; sni: string; src: string }): string 
   narrow((c) => prefixScore(c.filter_chain_match?.source_prefix_ranges, conn.src));
   if (chains.length === 0) return null;
   assert.equal(chains.length, 1, `ambiguous match for ${JSON.stringify(conn)}`);
-  return chains[0]!.filters[0].typed_config.cluster;
+  return tcpProxyOf(chains[0]!).cluster;
+}
+
+function tcpProxyOf(chain: Obj): Obj {
+  return chain.filters.find((f: Obj) => f.name === "envoy.filters.network.tcp_proxy").typed_config;
 }
 
 describe("Envoy config: what matters", () => {
@@ -136,14 +140,21 @@ describe("Envoy config: what matters", () => {
     }
   });
 
-  it("only names clusters that exist", () => {
+  it("only names clusters that exist, from TCP proxies and HTTP routes alike", () => {
     const defined = new Set(cds(fleet).map((c) => c.name));
+    const named: string[] = [];
     for (const l of lds(fleet)) {
       for (const chain of l.filter_chains) {
-        const cluster = chain.filters[0].typed_config.cluster;
-        if (cluster !== undefined) assert.ok(defined.has(cluster), cluster);
+        for (const f of chain.filters) {
+          if (f.typed_config.cluster) named.push(f.typed_config.cluster);
+          for (const vh of f.typed_config.route_config?.virtual_hosts ?? []) {
+            for (const r of vh.routes) if (r.route) named.push(r.route.cluster);
+          }
+        }
       }
     }
+    assert.ok(named.includes("l7_vllm") && named.includes("caddy_grafana"));
+    for (const cluster of named) assert.ok(defined.has(cluster), cluster);
   });
 
   it("redirects every HTTP request to HTTPS", () => {
@@ -180,6 +191,48 @@ describe("Envoy config: what matters", () => {
   it("does not depend on the order of services", () => {
     const shuffled = { ...fleet, services: [...fleet.services].reverse() };
     for (const render of Object.values(renderers)) assert.equal(render(shuffled), render(fleet));
+  });
+});
+
+describe("limits at the edge", () => {
+  const chainsOf = (m: Model) => listener(m, "https_passthrough").filter_chains as Obj[];
+
+  it("rate-limits new connections and caps open ones on every SNI chain, before proxying", () => {
+    for (const chain of chainsOf(fleet)) {
+      assert.deepEqual(
+        chain.filters.map((f: Obj) => f.name),
+        ["envoy.filters.network.local_ratelimit", "envoy.filters.network.connection_limit", "envoy.filters.network.tcp_proxy"],
+        chain.name,
+      );
+      assert.deepEqual(chain.filters[0].typed_config.token_bucket, { max_tokens: 200, tokens_per_fill: 50, fill_interval: "1s" });
+      assert.equal(chain.filters[1].typed_config.max_connections, 1024);
+      assert.equal(tcpProxyOf(chain).idle_timeout, "3600s");
+    }
+  });
+
+  it("takes each service's own limits, leaving the others' untouched", () => {
+    const tuned: Model = {
+      ...fleet,
+      services: fleet.services.map((s) =>
+        s.name === "grafana"
+          ? { ...s, limits: { maxConnections: 10, connectionsPerSecond: 2, burst: 5, idleTimeout: "60s" } }
+          : s,
+      ),
+    };
+    for (const chain of chainsOf(tuned)) {
+      const grafana = chain.name.startsWith("sni_grafana_");
+      assert.equal(chain.filters[0].typed_config.token_bucket.tokens_per_fill, grafana ? 2 : 50, chain.name);
+      assert.equal(chain.filters[1].typed_config.max_connections, grafana ? 10 : 1024, chain.name);
+      assert.equal(tcpProxyOf(chain).idle_timeout, grafana ? "60s" : "3600s", chain.name);
+    }
+  });
+
+  it("bounds the TLS handshake and the host's total connections", () => {
+    assert.equal(listener(fleet, "https_passthrough").listener_filters_timeout, "5s");
+    const monitors = YAML.parse(renderEnvoyBootstrap(fleet)).overload_manager.resource_monitors;
+    assert.equal(monitors[0].typed_config.max_active_downstream_connections, 50000);
+    const slow = { ...fleet, envoy: { ...fleet.envoy, tlsHandshakeTimeout: "2s" } };
+    assert.equal(listener(slow, "https_passthrough").listener_filters_timeout, "2s");
   });
 });
 
