@@ -121,6 +121,37 @@ describe("secrets and the plan", () => {
   });
 });
 
+describe("many hosts", () => {
+  it("gives a host with no services nothing, and every other host only its own services' files", () => {
+    const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.spare.yaml");
+    const doc = YAML.parse(fs.readFileSync(path.join(__dirname, "stacks", "contract.yaml"), "utf8"));
+    doc.config["edgeplane:hosts"].spare = { tailnetIP: "100.100.1.9", ssh: { host: "100.100.1.9", user: "ops" } };
+    fs.writeFileSync(stackFile, YAML.stringify(doc));
+    const run = plan(["--stack", "spare", "--stack-file", stackFile]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(fs.readdirSync(path.join(run.out, "spare", "hosts")).sort(), ["edge", "gpu"]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(run.out, "spare", "plan.json"), "utf8"));
+    const services = doc.config["edgeplane:services"] as Record<string, { host: string }>;
+    for (const f of manifest.files) {
+      if (f.service === null) assert.equal(f.host, "edge", f.path);
+      else assert.equal(f.host, services[f.service]!.host, f.path);
+    }
+    assert.ok(!JSON.stringify(manifest.resources).includes("100.100.1.9"), "nothing targets the idle host");
+  });
+
+  it("refuses to drop a host that still runs services, naming them", () => {
+    const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.gone.yaml");
+    const doc = YAML.parse(fs.readFileSync(path.join(__dirname, "stacks", "contract.yaml"), "utf8"));
+    delete doc.config["edgeplane:hosts"].gpu;
+    fs.writeFileSync(stackFile, YAML.stringify(doc));
+    const run = plan(["--stack", "gone", "--stack-file", stackFile]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /edgeplane:services\.adminer\.host: unknown host "gpu" \(hosts: "edge"\)/);
+    assert.match(run.stderr, /edgeplane:services\.vllm\.host: unknown host "gpu"/);
+    assert.match(run.stderr, /edgeplane:services\.vllm\.l7\.backends\[0\]\.host: unknown host "gpu"/);
+  });
+});
+
 describe("an invalid config", () => {
   it("exits non-zero with every problem and writes nothing", () => {
     const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.bad.yaml");
