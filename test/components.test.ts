@@ -117,14 +117,35 @@ describe("SidecarPod", () => {
     }
   });
 
-  it("activates a pod after its files and secrets, and re-runs only when one of them changes", () => {
+  it("restarts a pod after its files and secrets, and only when a unit or secret changes", () => {
     const activate = byName(COMMAND, "grafana-activate");
     for (const dep of ["grafana-Caddyfile-install", "grafana-cf-token-secret", "grafana-secret-gf-security-secret-key-podman"]) {
       assert.ok(activate.dependsOn.includes(dep), `activation should wait for ${dep}`);
     }
     const files = ofType("edgeplane:index:RemoteFile").filter((f) => f.parent === "grafana");
-    for (const f of files) assert.ok(String(activate.inputs.create).includes(`${f.inputs.path} ${f.inputs.sha256}`));
-    assert.match(String(activate.inputs.create), /systemctl --user restart '\\''grafana-pod.service'\\''/);
+    const text = String(activate.inputs.create);
+    for (const f of files) {
+      const listed = text.includes(`${f.inputs.path} ${f.inputs.sha256}`);
+      // The Caddyfile is reloaded, never a reason to restart.
+      assert.equal(listed, !String(f.inputs.path).endsWith("/Caddyfile"), String(f.inputs.path));
+    }
+    assert.match(text, /# secret version grafana-token-id/);
+    assert.match(text, /systemctl --user restart '\\''grafana-pod.service'\\''/);
+  });
+
+  it("reloads Caddy in place, through its unix admin socket, when only the Caddyfile changes", () => {
+    const reload = byName(COMMAND, "grafana-reload");
+    const caddyfile = ofType("edgeplane:index:RemoteFile").find(
+      (f) => f.parent === "grafana" && String(f.inputs.path).endsWith("/Caddyfile"),
+    )!;
+    const text = String(reload.inputs.create);
+    assert.ok(text.includes(`${caddyfile.inputs.path} ${caddyfile.inputs.sha256}`));
+    assert.match(
+      text,
+      /podman exec .*grafana-caddy.* caddy reload --config \/etc\/caddy\/Caddyfile --adapter caddyfile --address .*unix\/\/run\/caddy-admin.sock/,
+    );
+    assert.doesNotMatch(text, /systemctl/);
+    assert.ok(reload.dependsOn.includes("grafana-activate") && reload.dependsOn.includes("grafana-Caddyfile-install"));
   });
 
   it("parents every resource to a component, and components to nothing but the stack", () => {

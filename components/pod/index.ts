@@ -6,6 +6,8 @@ import { ingressHost, serviceHome, serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { RemoteFile, type Connection } from "../remote/file";
 import { asServiceUser, shQuote } from "../remote/script";
+import { CADDY_ADMIN_SOCKET } from "./render/caddyfile";
+import { CADDYFILE_IN_CONTAINER, caddyfilePath } from "./render/names";
 import { cloudflareTokenSecretName, podmanSecretName, renderPodFiles } from "./render";
 
 export interface SidecarPodArgs {
@@ -114,34 +116,61 @@ export class SidecarPod extends pulumi.ComponentResource {
         ),
     );
 
-    // Re-runs (as an update) exactly when a file or a secret version changed: its text
-    // lists their hashes and IDs. No change, no restart.
-    const activationText = pulumi
-      .all([pulumi.all(installed.map((f) => pulumi.interpolate`${f.path} ${f.sha256}`)), pulumi.all(secretVersions)])
+    // Restart for what the containers read at start (units, images, secrets); reload for
+    // the Caddyfile, which Caddy swaps in without dropping connections (grace_period).
+    // Each command's text lists the hashes and versions it depends on, so it re-runs
+    // (as an update) exactly when one of them changed, and never otherwise.
+    const caddyfile = installed.find((f) => f.path === caddyfilePath(service));
+    if (!caddyfile) throw new pulumi.ResourceError(`internal: no Caddyfile for ${service.name}`, this);
+    const units = installed.filter((f) => f !== caddyfile);
+    const podUnit = shQuote(`${service.name}-pod.service`);
+    const restartText = pulumi
+      .all([pulumi.all(units.map((f) => pulumi.interpolate`${f.path} ${f.sha256}`)), pulumi.all(secretVersions)])
       .apply(([files, secrets]) =>
         [
-          `# edgeplane: activate pod ${service.name}`,
-          ...files.map((f) => `# file ${f}`),
+          `# edgeplane: (re)start pod ${service.name}`,
+          ...files.map((f) => `# unit ${f}`),
           ...secrets.map((id) => `# secret version ${id}`),
           "set -eu",
+          // Quadlet reports unit errors only in its own dry run; daemon-reload would
+          // silently drop a broken unit.
           asServiceUser(
             user,
-            `/usr/libexec/podman/quadlet -dryrun -user >/dev/null && systemctl --user daemon-reload && systemctl --user restart ${shQuote(`${service.name}-pod.service`)}`,
+            `/usr/libexec/podman/quadlet -dryrun -user >/dev/null && systemctl --user daemon-reload && systemctl --user restart ${podUnit}`,
           ),
           "",
         ].join("\n"),
       );
-    new command.remote.Command(
+    const restart = new command.remote.Command(
       `${name}-activate`,
       {
         connection,
-        create: activationText,
-        delete: asServiceUser(
-          user,
-          `systemctl --user stop ${shQuote(`${service.name}-pod.service`)} || true; systemctl --user daemon-reload || true`,
-        ),
+        create: restartText,
+        delete: asServiceUser(user, `systemctl --user stop ${podUnit} || true; systemctl --user daemon-reload || true`),
       },
       { parent: this, dependsOn: [...installed.map((f) => f.install), ...secretCommands] },
+    );
+    const caddyContainer = shQuote(`${service.name}-caddy`);
+    new command.remote.Command(
+      `${name}-reload`,
+      {
+        connection,
+        create: caddyfile.sha256.apply((hash) =>
+          [
+            `# edgeplane: reload Caddy of ${service.name}`,
+            `# Caddyfile ${caddyfile.path} ${hash}`,
+            "set -eu",
+            // A container that is not running reads the new file when it starts.
+            asServiceUser(
+              user,
+              `if [ "$(podman container inspect -f '{{.State.Running}}' ${caddyContainer} 2>/dev/null)" = true ]; then ` +
+                `podman exec ${caddyContainer} caddy reload --config ${CADDYFILE_IN_CONTAINER} --adapter caddyfile --address ${shQuote(`unix/${CADDY_ADMIN_SOCKET}`)}; fi`,
+            ),
+            "",
+          ].join("\n"),
+        ),
+      },
+      { parent: this, dependsOn: [caddyfile.install, restart] },
     );
 
     this.dnsRecords(name, platform, service);

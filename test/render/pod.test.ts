@@ -176,10 +176,13 @@ describe("pod renderers: what matters", () => {
       }
     });
 
-    it(`${label}: the Caddy container mounts the installed Caddyfile and a persistent /data`, () => {
+    it(`${label}: the Caddy container mounts the folder of the installed Caddyfile and a persistent /data`, () => {
       const caddy = sectionLines(fileNamed(files, `${svc.name}-caddy.container`).content, "Container");
       const caddyfile = fileNamed(files, "Caddyfile");
-      assert.ok(caddy.includes(`Volume=${caddyfile.path}:/etc/caddy/Caddyfile:ro,Z`));
+      // The folder, so a Caddyfile replaced by rename is what `caddy reload` reads.
+      assert.ok(caddyfile.path.endsWith("/caddy/Caddyfile"));
+      assert.ok(caddy.includes(`Volume=${caddyfile.path.slice(0, -"/Caddyfile".length)}:/etc/caddy:ro,Z`));
+      assert.ok(caddy.includes("Exec=caddy run --config /etc/caddy/Caddyfile --adapter caddyfile"));
       assert.ok(caddy.includes(`Volume=${svc.name}-caddy-data.volume:/data:Z`));
       assert.ok(caddy.includes(`Pod=${svc.name}.pod`));
       assert.ok(caddy.includes(`Image=${model.images.caddy}`));
@@ -259,10 +262,11 @@ describe("pod renderers: what matters", () => {
     assert.ok(caddyLines(renderCaddyfile(withEmail, svc)).includes("email ops@example.org"));
   });
 
-  it("Caddy has no TCP admin endpoint the app could reach, and never listens on :80", () => {
+  it("Caddy's admin API is only a unix socket in its own container, and it never listens on :80", () => {
     for (const { model, svc } of cases) {
       const lines = caddyLines(renderCaddyfile(model, svc));
-      assert.ok(lines.includes("admin off"));
+      const admin = lines.filter((l) => l.startsWith("admin "));
+      assert.deepEqual(admin, ["admin unix//run/caddy-admin.sock"]);
       assert.ok(lines.includes("auto_https disable_redirects"));
     }
   });

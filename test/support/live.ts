@@ -3,7 +3,7 @@
  * Caddyfile, an echo app, and a client that speaks exactly what Envoy would send
  * (a PROXY protocol v2 header, then the client's TLS stream).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -41,22 +41,34 @@ export interface RunningCaddy {
   /** The root certificate of Caddy's internal CA, to verify served certificates. */
   readonly rootCA: () => string;
   readonly log: () => string;
+  /** `caddy reload` through the admin socket, as the pod's reload command does. */
+  reload(caddyfile: string): void;
   stop(): Promise<void>;
 }
 
 /**
  * Starts Caddy with a rendered Caddyfile. Only what differs between a pod and this
  * machine is changed, in the global options: the HTTPS port (the pod maps Caddy's 443
- * to caddyPort; here Caddy listens on a free loopback port itself) and no attempt to
- * install the internal CA into this machine's trust store.
+ * to caddyPort; here Caddy listens on a free loopback port itself), the admin socket
+ * (in the container's own /run there; in this test's folder here, so tests running
+ * side by side do not share one), and no attempt to install the internal CA into this
+ * machine's trust store.
  */
 export async function startCaddy(caddy: string, caddyfile: string, env: Record<string, string> = {}): Promise<RunningCaddy> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-caddy-"));
-  const adapted = caddyfile.replace(/^\{\n/m, `{\n\thttps_port ${port}\n\tskip_install_trust\n`);
-  if (adapted === caddyfile) throw new Error("rendered Caddyfile has no global options block");
+  const adminAddress = `unix/${path.join(dir, "admin.sock")}`;
   const file = path.join(dir, "Caddyfile");
-  fs.writeFileSync(file, adapted);
+  const install = (text: string) => {
+    const adapted = text
+      .replace(/^\{\n/m, `{\n\thttps_port ${port}\n\tskip_install_trust\n`)
+      .replace(/^\tadmin unix\/\S+$/m, `\tadmin ${adminAddress}`);
+    if (!adapted.includes(`https_port ${port}`) || !adapted.includes(adminAddress)) {
+      throw new Error("rendered Caddyfile has no global options block with a unix admin socket");
+    }
+    fs.writeFileSync(file, adapted);
+  };
+  install(caddyfile);
   let output = "";
   const proc = spawn(caddy, ["run", "--config", file, "--adapter", "caddyfile"], {
     env: {
@@ -75,6 +87,13 @@ export async function startCaddy(caddy: string, caddyfile: string, env: Record<s
   return {
     port,
     log,
+    reload: (text: string) => {
+      install(text);
+      const r = spawnSync(caddy, ["reload", "--config", file, "--adapter", "caddyfile", "--address", adminAddress], {
+        encoding: "utf8",
+      });
+      if (r.status !== 0) throw new Error(`caddy reload failed: ${r.stderr}`);
+    },
     rootCA: () => fs.readFileSync(path.join(dir, "data", "caddy", "pki", "authorities", "local", "root.crt"), "utf8"),
     stop: () =>
       new Promise((resolve) => {

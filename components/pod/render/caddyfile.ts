@@ -87,13 +87,17 @@ function proxyProtocol(model: Model, service: Service): Directive {
   ]);
 }
 
+/** The Caddy admin socket, in the Caddy container's own /run. */
+export const CADDY_ADMIN_SOCKET = "/run/caddy-admin.sock";
+
 function globalOptions(model: Model, service: Service): Directive {
   return globalBlock([
     ...comment(
-      "No admin endpoint: the app shares this network namespace and could rewrite the",
-      "config (drop the auth, read the token) through one. Changes restart the pod.",
+      "Admin API on a unix socket inside this container only, for `caddy reload`. Never on",
+      "TCP: the app shares the pod's network namespace and could rewrite the config (drop",
+      "the auth, read the token) through it; it does not share this container's /run.",
     ),
-    directive(["admin", "off"]),
+    directive(["admin", `unix/${CADDY_ADMIN_SOCKET}`]),
     ...(model.tls.email ? [directive(["email", model.tls.email])] : []),
     ...comment("Envoy owns :80 and redirects; Caddy listens only on 443 inside the pod."),
     directive(["auto_https", "disable_redirects"]),

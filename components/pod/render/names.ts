@@ -31,13 +31,19 @@ export function quadletDir(service: Service): string {
   return `${serviceHome(service)}/.config/containers/systemd`;
 }
 
-/** The Caddyfile on the host, bind-mounted read-only into the Caddy container. */
-export function caddyfilePath(service: Service): string {
-  return `${serviceHome(service)}/caddy/Caddyfile`;
+/** The folder holding the Caddyfile on the host, bind-mounted read-only into the Caddy container. */
+export function caddyConfigDir(service: Service): string {
+  return `${serviceHome(service)}/caddy`;
 }
 
-/** Where the Caddy container reads its config. */
-export const CADDYFILE_IN_CONTAINER = "/etc/caddy/Caddyfile";
+/** The Caddyfile on the host. */
+export function caddyfilePath(service: Service): string {
+  return `${caddyConfigDir(service)}/Caddyfile`;
+}
+
+/** Where the Caddy container sees the config folder, and the Caddyfile in it. */
+export const CADDY_CONFIG_IN_CONTAINER = "/etc/caddy";
+export const CADDYFILE_IN_CONTAINER = `${CADDY_CONFIG_IN_CONTAINER}/Caddyfile`;
 
 /** Caddy's port inside the pod's network namespace; the pod publishes caddyPort → this. */
 export const CADDY_CONTAINER_PORT = 443;

@@ -8,8 +8,9 @@ import type { Model, Service } from "../../../model/types";
 import { entry, marshalUnit, section, words, type UnitEntry, type UnitSection } from "../../render/unit";
 import {
   CADDY_CONTAINER_PORT,
+  CADDY_CONFIG_IN_CONTAINER,
   CADDYFILE_IN_CONTAINER,
-  caddyfilePath,
+  caddyConfigDir,
   cloudflareTokenSecretName,
   podmanSecretName,
   podUnitNames,
@@ -128,7 +129,10 @@ export function renderCaddyContainerUnit(model: Model, service: Service): string
         entry("ContainerName", `${service.name}-caddy`),
         entry("Pod", names.pod),
         entry("Image", model.images.caddy),
-        entry("Volume", `${caddyfilePath(service)}:${CADDYFILE_IN_CONTAINER}:ro,Z`),
+        entry("Volume", `${caddyConfigDir(service)}:${CADDY_CONFIG_IN_CONTAINER}:ro,Z`, [
+          "The folder, not the file: the Caddyfile is replaced by rename, and a file bind",
+          "mount would keep showing the old one to `caddy reload`.",
+        ]),
         entry("Volume", `${names.caddyVolume}:/data:Z`),
         tokenSecret,
         entry("Exec", words("caddy", "run", "--config", CADDYFILE_IN_CONTAINER, "--adapter", "caddyfile")),
