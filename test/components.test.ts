@@ -148,6 +148,29 @@ describe("SidecarPod", () => {
     assert.ok(reload.dependsOn.includes("grafana-activate") && reload.dependsOn.includes("grafana-Caddyfile-install"));
   });
 
+  it("checks every file with its real tool before it replaces the installed one", () => {
+    for (const f of ofType("edgeplane:index:RemoteFile")) {
+      const create = String(byName(COMMAND, `${f.name}-install`).inputs.create);
+      const p = String(f.inputs.path);
+      const expected = p.endsWith("/Caddyfile")
+        ? /caddy validate --adapter caddyfile/
+        : /\.(pod|container|volume)$/.test(p)
+          ? /podman\/quadlet\W{0,8} -dryrun/
+          : p === "/etc/envoy/check/static.yaml"
+            ? /envoy --mode validate/
+            : null;
+      if (expected) assert.match(create, expected, p);
+    }
+  });
+
+  it("installs a pod's pod and volume units before the containers that name them", () => {
+    const app = byName(COMMAND, "grafana-grafana-app.container-install");
+    assert.ok(app.parent === "grafana-grafana-app.container");
+    const appFile = byName("edgeplane:index:RemoteFile", "grafana-grafana-app.container");
+    assert.ok(appFile.dependsOn.includes("grafana-grafana.pod-install"), appFile.dependsOn.join(", "));
+    assert.ok(appFile.dependsOn.includes("grafana-grafana-caddy-data.volume-install"));
+  });
+
   it("parents every resource to a component, and components to nothing but the stack", () => {
     const components = new Set(records.filter((r) => !r.custom).map((r) => r.name));
     for (const r of records) {

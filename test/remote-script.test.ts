@@ -9,7 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { asServiceUser, installScript, removeScript, shQuote } from "../components/remote/script";
+import { asServiceUser, installScript, quadletValidator, removeScript, shQuote } from "../components/remote/script";
+import { haveTool, toolPath } from "./support/tools";
 
 const bin = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-fakebin-"));
 fs.writeFileSync(
@@ -165,3 +166,48 @@ describe("shell helpers", () => {
     assert.equal(r.stdout, "hello\n");
   });
 });
+
+describe(
+  "Quadlet units are validated before they replace the installed ones",
+  { skip: !haveTool("quadlet") && "quadlet is not built" },
+  () => {
+    const pod = "[Pod]\nPodName=app\nPublishPort=127.0.0.1:10443:443\n";
+    const container = "[Container]\nImage=docker.io/library/nginx:1.27\nPod=app.pod\n";
+    const install = (dir: string, name: string, content: string, user?: string) =>
+      run(
+        installScript({ ...spec(path.join(dir, name)), validate: quadletValidator(name, user, toolPath("quadlet")!) }),
+        content,
+      );
+
+    for (const user of [undefined, "ep-app"]) {
+      const as = user ? "as the service user" : "as root";
+
+      it(`accepts a container whose pod is already installed (${as})`, () => {
+        const dir = workdir();
+        assert.equal(install(dir, "app.pod", pod, user).code, 0);
+        const r = install(dir, "app-web.container", container, user);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(fs.readFileSync(path.join(dir, "app-web.container"), "utf8"), container);
+      });
+
+      it(`refuses a unit Quadlet rejects, keeping the installed one (${as})`, () => {
+        const dir = workdir();
+        install(dir, "app.pod", pod, user);
+        install(dir, "app-web.container", container, user);
+        const r = install(dir, "app-web.container", container + "PublishPorts=3000:3000\n", user);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /app-web\.container failed validation/);
+        assert.match(r.stderr, /unsupported key 'PublishPorts'/);
+        assert.equal(fs.readFileSync(path.join(dir, "app-web.container"), "utf8"), container);
+      });
+
+      it(`refuses a container whose pod does not exist (${as})`, () => {
+        const dir = workdir();
+        const r = install(dir, "app-web.container", container, user);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /app\.pod does not exist/);
+        assert.equal(fs.existsSync(path.join(dir, "app-web.container")), false);
+      });
+    }
+  },
+);

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ingressHost } from "../../model/topology";
 import type { Model } from "../../model/types";
 import { RemoteFile, type Connection } from "../remote/file";
-import { shQuote } from "../remote/script";
+import { quadletValidator, shQuote } from "../remote/script";
 import { renderClusters, renderEnvoyBootstrap, renderListeners, renderValidationBootstrap } from "./render";
 import { renderEnvoyContainerUnit } from "./renderUnit";
 
@@ -68,7 +68,9 @@ export class IngressHost extends pulumi.ComponentResource {
     const clusters = file("cds", envoyPaths.clusters, renderClusters(platform), { dependsOn: [check.install] });
     const listeners = file("lds", envoyPaths.listeners, renderListeners(platform), { dependsOn: [clusters.install] });
     const bootstrap = file("bootstrap", envoyPaths.bootstrap, renderEnvoyBootstrap(platform), { dependsOn: [check.install] });
-    const unit = file("unit", envoyPaths.unit, renderEnvoyContainerUnit(platform));
+    const unit = file("unit", envoyPaths.unit, renderEnvoyContainerUnit(platform), {
+      validate: quadletValidator("envoy.container"),
+    });
 
     // Restart only for what Envoy reads at start: the bootstrap and the unit (image).
     const activation = pulumi.all([bootstrap.sha256, unit.sha256]).apply(([b, u]) =>

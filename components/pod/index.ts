@@ -5,10 +5,10 @@ import * as random from "@pulumi/random";
 import { ingressHost, serviceHome, serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { RemoteFile, type Connection } from "../remote/file";
-import { asServiceUser, shQuote } from "../remote/script";
+import { asServiceUser, quadletValidator, shQuote } from "../remote/script";
 import { CADDY_ADMIN_SOCKET } from "./render/caddyfile";
 import { CADDYFILE_IN_CONTAINER, caddyfilePath } from "./render/names";
-import { cloudflareTokenSecretName, podmanSecretName, renderPodFiles } from "./render";
+import { cloudflareTokenSecretName, podmanSecretName, renderPodFiles, type PodFile } from "./render";
 
 export interface SidecarPodArgs {
   /** The validated stack model the service is part of (addresses, images, TLS issuer). */
@@ -98,23 +98,36 @@ export class SidecarPod extends pulumi.ComponentResource {
     }
 
     const podFiles = renderPodFiles(platform, service);
-    const installed = podFiles.map(
-      (file) =>
-        new RemoteFile(
-          `${name}-${file.path.slice(file.path.lastIndexOf("/") + 1)}`,
-          {
-            connection,
-            host: service.host,
-            path: file.path,
-            content: file.content,
-            owner: user,
-            mode: file.mode,
-            service: service.name,
-            ...(file.path.endsWith("/Caddyfile") ? { validate: caddyValidator(platform, service) } : {}),
-          },
-          { parent: this, dependsOn: [account] },
-        ),
+    // Units are checked by Quadlet before they replace the installed ones, against the
+    // folder as it will be; so the pod and volume units go first and the containers,
+    // which name them, after.
+    const install = (file: PodFile, after: pulumi.Resource[]) => {
+      const basename = file.path.slice(file.path.lastIndexOf("/") + 1);
+      const validate = basename === "Caddyfile" ? caddyValidator(platform, service) : quadletValidator(basename, user);
+      return new RemoteFile(
+        `${name}-${basename}`,
+        {
+          connection,
+          host: service.host,
+          path: file.path,
+          content: file.content,
+          owner: user,
+          mode: file.mode,
+          service: service.name,
+          validate,
+        },
+        { parent: this, dependsOn: [account, ...after] },
+      );
+    };
+    const isContainer = (f: PodFile) => f.path.endsWith(".container");
+    const referenced = podFiles.filter((f) => !isContainer(f)).map((f) => install(f, []));
+    const containers = podFiles.filter(isContainer).map((f) =>
+      install(
+        f,
+        referenced.map((r) => r.install),
+      ),
     );
+    const installed = [...referenced, ...containers];
 
     // Restart for what the containers read at start (units, images, secrets); reload for
     // the Caddyfile, which Caddy swaps in without dropping connections (grace_period).

@@ -102,3 +102,23 @@ export function asServiceUser(user: string, script: string, args: readonly strin
     `sh -c ${shQuote(`cd && ${script}`)} edgeplane${args.map((a) => ` ${a}`).join("")}`
   );
 }
+
+/** Where distributions install podman's Quadlet generator. */
+export const QUADLET = "/usr/libexec/podman/quadlet";
+
+/**
+ * Validator for a Quadlet unit: Quadlet's dry run over a scratch copy of the unit's
+ * folder in which the candidate takes the unit's place, so references to sibling
+ * units (`Pod=x.pod`, `Volume=x.volume`) resolve as they will after the install.
+ * `user` runs it as that service user (`quadlet -user`); otherwise as root.
+ */
+export function quadletValidator(unitName: string, user?: string, quadlet: string = QUADLET): string {
+  const check =
+    `scratch=$(mktemp -d) && ` +
+    `for f in "$2"/*.pod "$2"/*.container "$2"/*.volume "$2"/*.network; do if [ -f "$f" ]; then cp "$f" "$scratch"/; fi; done && ` +
+    `cp "$1" "$scratch/$3" && ` +
+    `QUADLET_UNIT_DIRS="$scratch" ${shQuote(quadlet)} -dryrun${user ? " -user" : ""} >/dev/null; ` +
+    `status=$?; rm -rf "$scratch"; exit $status`;
+  const args = ['"$candidate"', '"$dir"', shQuote(unitName)];
+  return user ? asServiceUser(user, check, args) : `sudo -n sh -c ${shQuote(check)} edgeplane ${args.join(" ")}`;
+}
