@@ -136,7 +136,11 @@ describe("many hosts", () => {
       if (f.service === null) assert.equal(f.host, "edge", f.path);
       else assert.equal(f.host, services[f.service]!.host, f.path);
     }
-    assert.ok(!JSON.stringify(manifest.resources).includes("100.100.1.9"), "nothing targets the idle host");
+    // Nothing is installed on or run against it: every file and every install names another host.
+    for (const r of manifest.resources) {
+      if (r.type === "edgeplane:index:RemoteFile") assert.notEqual(r.inputs.host, "spare", r.name);
+      if (r.type === "command:remote:Command") assert.doesNotMatch(String(r.inputs.create), / on spare\b/, r.name);
+    }
   });
 
   it("refuses to drop a host that still runs services, naming them", () => {

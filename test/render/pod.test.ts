@@ -247,11 +247,11 @@ describe("pod renderers: what matters", () => {
     assert.ok(!renderCaddyfile(single, service(single, "whoami")).includes("forward_auth"));
   });
 
-  it("the Authentik site passes X-Forwarded-* only from the hosts whose pods call it", () => {
+  it("the Authentik site passes X-Forwarded-* only from the stack's own hosts", () => {
     const lines = caddyLines(renderCaddyfile(fleet, service(fleet, "authentik")));
     const proxy = lines.indexOf("reverse_proxy localhost:9000 {");
     assert.ok(proxy >= 0);
-    assert.ok(lines.slice(proxy + 1, lines.indexOf("}", proxy)).includes("trusted_proxies 100.64.0.1/32"));
+    assert.ok(lines.slice(proxy + 1, lines.indexOf("}", proxy)).includes("trusted_proxies 100.64.0.1/32 100.64.0.2/32"));
     assert.ok(!caddyLines(renderCaddyfile(fleet, service(fleet, "grafana"))).some((l) => l.startsWith("trusted_proxies")));
   });
 

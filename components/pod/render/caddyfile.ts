@@ -8,7 +8,7 @@
  *      public paths through, then forward_auth;
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
-import { caddyBindAddress, envoySourceAddress, hostByName, l7Upstream } from "../../../model/topology";
+import { caddyBindAddress, envoySourceAddress, l7Upstream } from "../../../model/topology";
 import type { Model, Service } from "../../../model/types";
 import {
   comment,
@@ -184,15 +184,15 @@ function forwardAuth(authentikFqdn: string): Directive {
 }
 
 /**
- * Addresses whose X-Forwarded-* the Authentik site passes to Authentik: the hosts
- * whose pods call it (forward_auth and outpost requests arrive through Envoy with the
- * calling host's tailnet address as client address). Without this, Caddy would
- * overwrite X-Forwarded-Host with auth.<domain> and the outpost would not know which
- * application is asking (LESSONS.md 13).
+ * Addresses whose X-Forwarded-* the Authentik site passes to Authentik: the stack's
+ * hosts (forward_auth and outpost requests arrive through Envoy with the calling
+ * host's tailnet address as client address). Without this, Caddy would overwrite
+ * X-Forwarded-Host with auth.<domain> and the outpost would not know which
+ * application is asking (LESSONS.md 13). Every host, not only those running protected
+ * services today, so adding or removing a service never changes Authentik's config.
  */
 function authentikCallerRanges(model: Model): string[] {
-  const hosts = new Set(model.services.filter((s) => s.auth).map((s) => hostByName(model, s.host).tailnetIP));
-  return [...hosts].sort().map((ip) => `${ip}/32`);
+  return [...new Set(model.hosts.map((h) => h.tailnetIP))].sort().map((ip) => `${ip}/32`);
 }
 
 /**
