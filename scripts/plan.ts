@@ -22,6 +22,8 @@ async function main(): Promise<number> {
       out: { type: "string", default: "out" },
       // A stack file outside the project root (tests; trying a config before adding it).
       "stack-file": { type: "string" },
+      // One JSON line on stderr with wall time and peak memory (npm run bench reads it).
+      stats: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -29,6 +31,7 @@ async function main(): Promise<number> {
     console.error("usage: npm run plan -- --stack <name> [--out <dir>] [--stack-file <Pulumi.<name>.yaml>]");
     return 2;
   }
+  const started = process.hrtime.bigint();
   const config = loadStackConfig(root, values.stack, values["stack-file"] && path.resolve(values["stack-file"]));
   const records = await runProgram(config);
   const { plan, files } = buildPlan(config.project, config.stack, records);
@@ -48,6 +51,18 @@ async function main(): Promise<number> {
   fs.rmSync(dest, { recursive: true, force: true });
   fs.renameSync(staging, dest);
 
+  if (values.stats) {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+    console.error(
+      JSON.stringify({
+        ms: Math.round(ms),
+        peakRssMiB: Math.round(peakRssMiB),
+        resources: plan.resources.length,
+        files: files.length,
+      }),
+    );
+  }
   const hosts = new Set(files.map((f) => f.host));
   console.log(
     `plan for stack ${config.stack}: ${plan.resources.length} resources, ${files.length} files on ${hosts.size} host(s) → ${path.relative(process.cwd(), dest) || dest}`,

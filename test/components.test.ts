@@ -171,6 +171,18 @@ describe("SidecarPod", () => {
     assert.ok(appFile.dependsOn.includes("grafana-grafana-caddy-data.volume-install"));
   });
 
+  it("keeps Caddy's certificates through pod replacement and service re-creation", () => {
+    // The data is a named volume owned by the service user; nothing removes either.
+    const user = byName(COMMAND, "grafana-user").inputs;
+    assert.doesNotMatch(String(user.delete), /userdel|rm -r/);
+    for (const cmd of ofType(COMMAND)) {
+      for (const text of [cmd.inputs.create, cmd.inputs.delete])
+        assert.doesNotMatch(String(text ?? ""), /podman volume rm|volume prune/, cmd.name);
+    }
+    const volume = ofType("edgeplane:index:RemoteFile").find((f) => String(f.inputs.path).endsWith("/grafana-caddy-data.volume"));
+    assert.ok(volume, "Caddy's /data is a Quadlet-managed named volume");
+  });
+
   it("parents every resource to a component, and components to nothing but the stack", () => {
     const components = new Set(records.filter((r) => !r.custom).map((r) => r.name));
     for (const r of records) {

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench`: the offline plan of generated stacks of 10, 100 and 1,000
+ * services, each run as a user would (`npm run plan`), in its own process. Prints, per
+ * size: wall time, peak memory, resources and files per service, and how many
+ * resources a one-service change (an image bump) touches. `--sizes 10,100` picks sizes.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import YAML from "yaml";
+import { comparePlans } from "../plan/compare";
+import type { Plan } from "../plan/manifest";
+
+const root = path.join(__dirname, "..");
+const SERVICES_PER_HOST = 100;
+
+/** A stack of `n` services spread over hosts, with the mix of features a real one has. */
+export function generateStack(n: number, imageOf: (i: number) => string = () => "docker.io/traefik/whoami:v1.10.3") {
+  const hostCount = Math.max(1, Math.ceil(n / SERVICES_PER_HOST));
+  const hosts: Record<string, unknown> = {};
+  for (let h = 0; h < hostCount; h++) {
+    hosts[`host-${h}`] = {
+      ...(h === 0 ? { ingress: true, publicIPv4: "203.0.113.10", publicIPv6: "2001:db8::10" } : {}),
+      tailnetIP: `100.64.${Math.floor(h / 250)}.${(h % 250) + 1}`,
+      ssh: { host: `100.64.${Math.floor(h / 250)}.${(h % 250) + 1}`, user: "deploy" },
+    };
+  }
+  const services: Record<string, unknown> = {
+    sso: {
+      host: "host-0",
+      image: "ghcr.io/goauthentik/server:2025.10.1",
+      port: 9000,
+      caddyPort: 10999,
+      fqdn: "auth.example.org",
+    },
+  };
+  for (let i = 0; i < n - 1; i++) {
+    const host = `host-${Math.floor(i / SERVICES_PER_HOST)}`;
+    const slot = i % SERVICES_PER_HOST;
+    const svc: Record<string, unknown> = { host, image: imageOf(i), port: 8080, caddyPort: 11000 + slot };
+    if (i % 3 === 0) Object.assign(svc, { auth: { groups: ["staff"] }, publicPaths: ["/health"] });
+    if (i % 7 === 0) svc.exposure = "tailnet";
+    if (i % 4 === 0) Object.assign(svc, { secrets: ["APP_SECRET"], env: { LOG_LEVEL: "info" }, volumes: [`data-${i}:/data`] });
+    // L7 listeners all live on the ingress host, so their ports must be unique stack-wide.
+    if (i % 50 === 1) {
+      svc.l7 = {
+        backends: [
+          { host, port: 30000 + slot },
+          { host, port: 31000 + slot },
+        ],
+        listenPort: 40000 + i,
+      };
+    }
+    services[`svc-${i}`] = svc;
+  }
+  return {
+    config: {
+      "edgeplane:domain": "example.org",
+      "edgeplane:cloudflare": { zoneId: "0123456789abcdef0123456789abcdef" },
+      "edgeplane:sshPrivateKey": { secure: "v1:bench" },
+      "edgeplane:authentik": { service: "sso" },
+      "edgeplane:hosts": hosts,
+      "edgeplane:services": services,
+    },
+  };
+}
+
+interface RunStats {
+  ms: number;
+  peakRssMiB: number;
+  resources: number;
+  files: number;
+}
+
+function plan(stack: unknown, dir: string): { stats: RunStats; plan: Plan } {
+  fs.mkdirSync(dir, { recursive: true });
+  const stackFile = path.join(dir, "Pulumi.bench.yaml");
+  fs.writeFileSync(stackFile, YAML.stringify(stack));
+  const r = spawnSync(
+    path.join(root, "node_modules", ".bin", "tsx"),
+    [path.join(root, "scripts", "plan.ts"), "--stack", "bench", "--stack-file", stackFile, "--out", dir, "--stats"],
+    { encoding: "utf8", maxBuffer: 1 << 26 },
+  );
+  if (r.status !== 0) throw new Error(r.stderr);
+  const statsLine = r.stderr.split("\n").find((l) => l.startsWith("{"));
+  if (!statsLine) throw new Error(`no stats from the plan: ${r.stderr}`);
+  return { stats: JSON.parse(statsLine), plan: JSON.parse(fs.readFileSync(path.join(dir, "bench", "plan.json"), "utf8")) };
+}
+
+function main(): void {
+  const { values } = parseArgs({ options: { sizes: { type: "string", default: "10,100,1000" } } });
+  const sizes = values.sizes!.split(",").map(Number);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-bench-"));
+  const rows: string[][] = [];
+  for (const n of sizes) {
+    const base = plan(generateStack(n), path.join(work, `${n}-base`));
+    // The same stack with one service's image bumped: what a routine deploy changes.
+    const bumped = plan(
+      generateStack(n, (i) => (i === 1 ? "docker.io/traefik/whoami:v1.10.4" : "docker.io/traefik/whoami:v1.10.3")),
+      path.join(work, `${n}-bumped`),
+    );
+    const diff = comparePlans(base.plan, bumped.plan);
+    const touched = diff.added.length + diff.removed.length + diff.changed.length;
+    const s = base.stats;
+    rows.push([
+      String(n),
+      (s.ms / 1000).toFixed(1),
+      String(s.peakRssMiB),
+      (s.ms / n).toFixed(1),
+      (s.resources / n).toFixed(1),
+      (s.files / n).toFixed(1),
+      String(touched),
+    ]);
+    console.error(`bench: ${n} services done`);
+  }
+  const header = [
+    "services",
+    "plan wall time (s)",
+    "peak memory (MiB)",
+    "ms per service",
+    "resources per service",
+    "files per service",
+    "resources touched by a one-service change",
+  ];
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  console.log([line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n"));
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+if (require.main === module) main();
