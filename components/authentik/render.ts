@@ -1,0 +1,224 @@
+/**
+ * The Authentik side of forward auth, as pure functions of the model: one blueprint per
+ * protected service (its proxy provider, application and group bindings) and one for
+ * the embedded outpost that serves them all.
+ *
+ * Files land in the Authentik host's blueprint folder, which the Authentik containers
+ * mount at /blueprints/edgeplane; Authentik discovers them there and applies each one
+ * in a single transaction (REFERENCE.md §5), so an application never exists without
+ * its provider and bindings.
+ */
+import { serviceHome } from "../../model/topology";
+import type { Model, Service } from "../../model/types";
+import { blueprintEntry, Find, KeyOf, serializeBlueprint, type BlueprintEntry } from "./blueprint";
+
+/** Flow slugs the proxy providers use. */
+export interface AuthentikFlows {
+  /** Runs when a signed-in user first opens the application. */
+  readonly authorization: string;
+  /** Runs when the user signs out of the application. */
+  readonly invalidation: string;
+}
+
+/** The flows a fresh Authentik installs from its default blueprints. */
+export const DEFAULT_FLOWS: AuthentikFlows = {
+  authorization: "default-provider-authorization-implicit-consent",
+  invalidation: "default-provider-invalidation-flow",
+};
+
+/** The embedded outpost's `managed` key (authentik/outposts/apps.py, MANAGED_OUTPOST). */
+export const EMBEDDED_OUTPOST = "goauthentik.io/outposts/embedded";
+
+/** Where the Authentik containers see edgeplane's blueprint folder. */
+export const BLUEPRINTS_IN_CONTAINER = "/blueprints/edgeplane";
+/** The same folder relative to /blueprints: how Authentik names a blueprint instance's path. */
+const BLUEPRINTS_RELATIVE = "edgeplane";
+
+/**
+ * File name of the outpost blueprint. App blueprints are `edgeplane-<service>.yaml`;
+ * this name has no `edgeplane-` prefix, so no service name can collide with it.
+ */
+export const OUTPOST_BLUEPRINT_FILE = "embedded-outpost.yaml";
+
+/** The service that runs Authentik. */
+export function authentikService(model: Model): Service {
+  const name = model.authentik?.service;
+  const service = model.services.find((s) => s.name === name);
+  if (!name || !service) throw new Error("internal: the model configures no Authentik service (edgeplane:authentik)");
+  return service;
+}
+
+/** Services behind Authentik, sorted by name. */
+export function protectedServices(model: Model): Service[] {
+  return model.services.filter((s) => s.auth);
+}
+
+/** Blueprint (and proxy provider) name of a protected service: `edgeplane-grafana`. */
+export function appBlueprintName(service: Service): string {
+  return `edgeplane-${service.name}`;
+}
+
+/** The blueprint folder on the Authentik host, bind-mounted at BLUEPRINTS_IN_CONTAINER. */
+export function blueprintDir(model: Model): string {
+  return `${serviceHome(authentikService(model))}/blueprints/edgeplane`;
+}
+
+/** Where a protected service's blueprint is installed on the Authentik host. */
+export function appBlueprintPath(model: Model, service: Service): string {
+  return `${blueprintDir(model)}/${appBlueprintName(service)}.yaml`;
+}
+
+/** Where the outpost blueprint is installed on the Authentik host. */
+export function outpostBlueprintPath(model: Model): string {
+  return `${blueprintDir(model)}/${OUTPOST_BLUEPRINT_FILE}`;
+}
+
+/**
+ * The proxy provider's `skip_path_regex`: one anchored regex per public path, one per
+ * line. The embedded outpost matches them (Go RE2, case-sensitive) against the path of
+ * the forwarded URL in forward_single mode, so `/api/health` must not also let
+ * `/api/health/../admin`, `/API/health` or `/api/healthz` through. A trailing `*`
+ * means "this prefix": `/hooks/*` → `^/hooks/.*$`. Empty when there are none, so a
+ * removed public path is also removed in Authentik (the importer updates partially:
+ * an attribute left out keeps its old value).
+ */
+export function skipPathRegex(publicPaths: readonly string[]): string {
+  return publicPaths
+    .map((path) => {
+      const prefix = path.endsWith("*");
+      const literal = escapeRegex(prefix ? path.slice(0, -1) : path);
+      return `^${literal}${prefix ? ".*" : ""}$`;
+    })
+    .join("\n");
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+const flow = (slug: string) => new Find("authentik_flows.flow", "slug", slug);
+const proxyProvider = (service: Service) =>
+  new Find("authentik_providers_proxy.proxyprovider", "name", appBlueprintName(service));
+
+function header(what: string): string {
+  return `managed by edgeplane — ${what}; do not edit by hand`;
+}
+
+/**
+ * The blueprint of one protected service: a proxy provider in forward-auth
+ * single-application mode for `https://<fqdn>`, the application, and one binding per
+ * allowed group. With `policy_engine_mode: any`, membership of any one group lets a
+ * user in; a group that does not exist fails the blueprint instead of leaving the
+ * application open.
+ */
+export function renderAppBlueprint(model: Model, service: Service, flows: AuthentikFlows = DEFAULT_FLOWS): string {
+  if (!service.auth) throw new Error(`internal: service ${service.name} has no auth, so it gets no Authentik application`);
+  const authentik = authentikService(model);
+  if (service.name === authentik.name) throw new Error("internal: the Authentik service cannot sit behind itself");
+  const url = `https://${service.fqdn}`;
+  const entries: BlueprintEntry[] = [
+    blueprintEntry("authentik_providers_proxy.proxyprovider", {
+      id: "provider",
+      identifiers: { name: appBlueprintName(service) },
+      attrs: {
+        mode: "forward_single",
+        external_host: url,
+        authorization_flow: flow(flows.authorization),
+        invalidation_flow: flow(flows.invalidation),
+        skip_path_regex: skipPathRegex(service.publicPaths),
+      },
+    }),
+    blueprintEntry("authentik_core.application", {
+      id: "application",
+      identifiers: { slug: service.name },
+      attrs: {
+        name: service.name,
+        provider: new KeyOf("provider"),
+        meta_launch_url: url,
+        policy_engine_mode: "any",
+      },
+    }),
+    ...service.auth.groups.map((group, order) =>
+      blueprintEntry("authentik_policies.policybinding", {
+        identifiers: { target: new KeyOf("application"), group: new Find("authentik_core.group", "name", group) },
+        attrs: { order, enabled: true },
+      }),
+    ),
+  ];
+  return serializeBlueprint(header(`Authentik application for service ${service.name}`), {
+    version: 1,
+    metadata: { name: appBlueprintName(service) },
+    entries,
+  });
+}
+
+/**
+ * The embedded outpost's blueprint. A provider list in a blueprint replaces the whole
+ * list (REFERENCE.md §5), so this one blueprint names every protected service's
+ * provider, plus `extraProviders` (proxy providers the operator manages outside
+ * edgeplane that must stay on the outpost).
+ *
+ * Authentik applies blueprint files in no guaranteed order, and `!Find` of a provider
+ * that does not exist yet resolves to nothing. So the blueprint first applies each
+ * app blueprint (`metaapplyblueprint`, required: a missing one fails this blueprint
+ * visibly instead of dropping a provider), then sets the list.
+ */
+export function renderOutpostBlueprint(model: Model, extraProviders: readonly string[] = []): string {
+  const services = protectedServices(model);
+  const providerNames = new Set(services.map(appBlueprintName));
+  const extras = [...new Set(extraProviders)].filter((name) => !providerNames.has(name)).sort();
+  const providers = [
+    ...services.map((s) => ({ sortKey: appBlueprintName(s), find: proxyProvider(s) })),
+    ...extras.map((name) => ({ sortKey: name, find: new Find("authentik_providers_proxy.proxyprovider", "name", name) })),
+  ].sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+  const entries: BlueprintEntry[] = [
+    ...services.map((service) =>
+      blueprintEntry("authentik_blueprints.metaapplyblueprint", {
+        attrs: { identifiers: { path: `${BLUEPRINTS_RELATIVE}/${appBlueprintName(service)}.yaml` }, required: true },
+      }),
+    ),
+    blueprintEntry("authentik_outposts.outpost", {
+      identifiers: { managed: EMBEDDED_OUTPOST },
+      // Only `providers`: the outpost's name, type and config stay Authentik's.
+      attrs: { providers: providers.map((p) => p.find) },
+    }),
+  ];
+  return serializeBlueprint(header("providers of the embedded Authentik outpost"), {
+    version: 1,
+    metadata: { name: "edgeplane embedded outpost" },
+    entries,
+  });
+}
+
+export interface BlueprintFile {
+  /** Absolute path on the Authentik host. */
+  readonly path: string;
+  readonly content: string;
+  /** The service the file belongs to in the plan manifest. */
+  readonly service: string;
+}
+
+/**
+ * Every blueprint file of a stack: one per protected service, then the outpost's.
+ * None when the stack has no protected service: an empty provider list would strip
+ * the embedded outpost of providers edgeplane does not know about.
+ */
+export function renderBlueprintFiles(
+  model: Model,
+  settings: { readonly flows?: AuthentikFlows; readonly extraOutpostProviders?: readonly string[] } = {},
+): BlueprintFile[] {
+  const services = protectedServices(model);
+  if (services.length === 0) return [];
+  return [
+    ...services.map((service) => ({
+      path: appBlueprintPath(model, service),
+      content: renderAppBlueprint(model, service, settings.flows ?? DEFAULT_FLOWS),
+      service: service.name,
+    })),
+    {
+      path: outpostBlueprintPath(model),
+      content: renderOutpostBlueprint(model, settings.extraOutpostProviders ?? []),
+      service: authentikService(model).name,
+    },
+  ];
+}
