@@ -35,9 +35,17 @@ export class IngressHost extends pulumi.ComponentResource {
   public readonly files: string[];
 
   constructor(name: string, args: IngressHostArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("edgeplane:index:IngressHost", name, {}, opts);
+    const ingress = ingressHost(args.platform);
+    // The addresses are the component's inputs so that stack-wide checks (the policy
+    // pack) can tell where public records must point without reading stack config.
+    super(
+      "edgeplane:index:IngressHost",
+      name,
+      { publicIPv4: ingress.publicIPv4 ?? null, publicIPv6: ingress.publicIPv6 ?? null, tailnetIP: ingress.tailnetIP },
+      opts,
+    );
     const { platform, connection } = args;
-    const host = ingressHost(platform).name;
+    const host = ingress.name;
     const file = (
       suffix: string,
       path: string,
