@@ -11,7 +11,18 @@ import type { Host, Model, Service } from "./types";
 export type { Model, Host, Service } from "./types";
 
 /** The top-level config keys edgeplane reads, without the `edgeplane:` prefix. */
-export const CONFIG_KEYS = ["domain", "cloudflare", "tls", "images", "envoy", "hosts", "services", "authentik"] as const;
+export const CONFIG_KEYS = [
+  "domain",
+  "cloudflare",
+  "tls",
+  "images",
+  "envoy",
+  "hosts",
+  "services",
+  "authentik",
+  "tailscale",
+  "adopt",
+] as const;
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -181,6 +192,30 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
     });
   }
 
+  for (const [name, svc] of Object.entries(stack.services)) {
+    if (svc.tokenRotation !== undefined && stack.tls.issuer !== "cloudflare-dns") {
+      problems.push(
+        `${keyPath(["services", name, "tokenRotation"])}: only means something with tls.issuer cloudflare-dns (the pod has no token)`,
+      );
+    }
+  }
+  for (const section of ["records", "tokens"] as const) {
+    for (const name of Object.keys(stack.adopt?.[section] ?? {})) {
+      if (!declaredServices.includes(name)) problems.push(`${keyPath(["adopt", section, name])}: unknown service "${name}"`);
+    }
+  }
+  for (const [name, records] of Object.entries(stack.adopt?.records ?? {})) {
+    const svc = stack.services[name];
+    if (records.CNAME && !stack.cloudflare.challengeZone)
+      problems.push(
+        `${keyPath(["adopt", "records", name, "CNAME"])}: only the ACME challenge CNAME is managed, and only with cloudflare.challengeZone`,
+      );
+    if (svc && records.AAAA && svc.exposure === "tailnet")
+      problems.push(`${keyPath(["adopt", "records", name, "AAAA"])}: a tailnet service has only an A record`);
+  }
+  if (stack.adopt && Object.keys(stack.adopt.tokens).length > 0 && stack.tls.issuer !== "cloudflare-dns") {
+    problems.push(`${keyPath(["adopt", "tokens"])}: pods have no tokens unless tls.issuer is cloudflare-dns`);
+  }
   if (stack.authentik) {
     const svcName = stack.authentik.service;
     const svc = stack.services[svcName];
@@ -214,6 +249,7 @@ function normalize(stack: ParsedStack): Model {
       ...(h.publicIPv4 ? { publicIPv4: h.publicIPv4 } : {}),
       ...(h.publicIPv6 ? { publicIPv6: h.publicIPv6 } : {}),
       tailnetIP: h.tailnetIP,
+      ...(h.egressIPs ? { egressIPs: [...new Set(h.egressIPs)].sort() } : {}),
       ssh: { host: h.ssh.host, user: h.ssh.user, port: h.ssh.port },
     }));
   const services: Service[] = Object.entries(stack.services)
@@ -232,6 +268,7 @@ function normalize(stack: ParsedStack): Model {
       secrets: [...s.secrets].sort(),
       volumes: [...s.volumes],
       limits: { ...s.limits },
+      ...(s.tokenRotation ? { tokenRotation: s.tokenRotation } : {}),
       ...(s.l7
         ? {
             l7: {
@@ -249,13 +286,38 @@ function normalize(stack: ParsedStack): Model {
     }));
   return {
     domain: stack.domain,
-    cloudflare: { zoneId: stack.cloudflare.zoneId, permissionGroups: { ...stack.cloudflare.permissionGroups } },
+    cloudflare: {
+      zoneId: stack.cloudflare.zoneId,
+      permissionGroups: { ...stack.cloudflare.permissionGroups },
+      ...(stack.cloudflare.challengeZone ? { challengeZone: { ...stack.cloudflare.challengeZone } } : {}),
+    },
     tls: { issuer: stack.tls.issuer, ...(stack.tls.email ? { email: stack.tls.email } : {}) },
     images: { ...stack.images },
     envoy: { ...stack.envoy },
     hosts,
     services,
-    ...(stack.authentik ? { authentik: { service: stack.authentik.service } } : {}),
+    ...(stack.authentik
+      ? {
+          authentik: {
+            service: stack.authentik.service,
+            flows: { ...stack.authentik.flows },
+            extraProviders: [...new Set(stack.authentik.extraProviders)].sort(),
+          },
+        }
+      : {}),
+    ...(stack.tailscale
+      ? {
+          tailscale: {
+            policy: stack.tailscale.policy,
+            testUsers: {
+              members: stack.tailscale.testUsers.members,
+              ...(stack.tailscale.testUsers.nonMember ? { nonMember: stack.tailscale.testUsers.nonMember } : {}),
+            },
+            adopt: stack.tailscale.adopt,
+          },
+        }
+      : {}),
+    ...(stack.adopt ? { adopt: { records: stack.adopt.records, tokens: stack.adopt.tokens } } : {}),
   };
 }
 

@@ -17,6 +17,8 @@ const IMAGE = /^[a-z0-9][a-z0-9._\-/:@]*$/i;
 
 const ipv4 = z.string().ip({ version: "v4", message: "must be an IPv4 address" });
 const ipv6 = z.string().ip({ version: "v6", message: "must be an IPv6 address" });
+/** An address or a CIDR range, as Cloudflare's token IP conditions take them. */
+const cidr = z.string().refine(isAddressOrRange, "must be an IP address or CIDR range such as 203.0.113.10 or 2001:db8::/64");
 const port = z
   .number({ invalid_type_error: "must be a port number" })
   .int("must be a whole number")
@@ -35,7 +37,19 @@ const count = (min: number, max: number) =>
     .int("must be a whole number")
     .min(min, `must be between ${min} and ${max}`)
     .max(max, `must be between ${min} and ${max}`);
+const slug = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a flow slug such as default-provider-invalidation-flow");
 const envValue = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v));
+
+function isAddressOrRange(value: string): boolean {
+  const [address, bits, ...rest] = value.split("/");
+  if (rest.length > 0 || !address) return false;
+  const v4 = z.string().ip({ version: "v4" }).safeParse(address).success;
+  const v6 = z.string().ip({ version: "v6" }).safeParse(address).success;
+  if (!v4 && !v6) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (v4 ? 32 : 128);
+}
 
 export const sshSchema = z
   .object({
@@ -51,6 +65,8 @@ export const hostSchema = z
     publicIPv4: ipv4.optional(),
     publicIPv6: ipv6.optional(),
     tailnetIP: ipv4,
+    /** Addresses this host's outbound traffic comes from; when set, its pods' Cloudflare tokens work only from them. */
+    egressIPs: z.array(cidr).min(1, "must list at least one address, or be omitted").optional(),
     ssh: sshSchema,
   })
   .strict();
@@ -73,6 +89,11 @@ export const serviceSchema = z
     env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
     secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
     volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
+    /** Any label; changing it mints a new Cloudflare token for this pod, swaps it in, then deletes the old one. */
+    tokenRotation: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short label such as 2026-11 ([A-Za-z0-9._-], at most 40)")
+      .optional(),
     /** Limits on this service's SNI chain at the edge, so one hammered service cannot starve the others. */
     limits: z
       .object({
@@ -142,6 +163,17 @@ export const stackSchema = z
           .strict()
           // Cloudflare's IDs for "DNS Write" and "Zone Read" (REFERENCE.md §1).
           .default({ dnsWrite: "4755a26eedb94da69e1066d98aa820be", zoneRead: "c8fed203ed3043cba015a93ad1616f1f" }),
+        /**
+         * A zone only for ACME challenges: each service's `_acme-challenge` name becomes a
+         * CNAME into it, and pod tokens can edit only this zone, never the service records.
+         */
+        challengeZone: z
+          .object({
+            id: z.string().regex(HEX32, "must be a 32-character lowercase hex Cloudflare zone ID"),
+            name: dnsName,
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
     tls: z
@@ -172,7 +204,53 @@ export const stackSchema = z
     // does not hide the cross-checks of the others.
     hosts: z.record(z.string(), z.unknown()),
     services: z.record(z.string(), z.unknown()),
-    authentik: z.object({ service: z.string() }).strict().optional(),
+    authentik: z
+      .object({
+        service: z.string(),
+        /** Flow slugs of every proxy provider; Authentik's defaults from its own blueprints. */
+        flows: z
+          .object({
+            authorization: slug.default("default-provider-authorization-implicit-consent"),
+            invalidation: slug.default("default-provider-invalidation-flow"),
+          })
+          .strict()
+          .default({}),
+        /** Proxy providers managed outside edgeplane that must stay on the embedded outpost. */
+        extraProviders: z.array(z.string().min(1, "must not be empty")).default([]),
+      })
+      .strict()
+      .optional(),
+    tailscale: z
+      .object({
+        /** The operator-owned part of the tailnet policy file (groups, their own grants, ssh, tests, …). */
+        policy: z.record(z.string(), z.unknown()).default({}),
+        testUsers: z
+          .object({
+            members: z.record(z.string(), z.string().min(1, "must be a login")).default({}),
+            nonMember: z.string().min(1, "must be a login").optional(),
+          })
+          .strict()
+          .default({}),
+        /** Take over the tailnet's existing policy (import) instead of failing on it. */
+        adopt: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    /** Existing Cloudflare objects to take over (Pulumi import) instead of creating them. */
+    adopt: z
+      .object({
+        /** Per service: record type (A, AAAA, CNAME) → Cloudflare record ID. */
+        records: z
+          .record(
+            z.string(),
+            z.record(z.enum(["A", "AAAA", "CNAME"]), z.string().regex(HEX32, "must be a 32-character hex Cloudflare record ID")),
+          )
+          .default({}),
+        /** Per service: the ID of its existing DNS-01 API token. */
+        tokens: z.record(z.string(), z.string().regex(HEX32, "must be a 32-character hex Cloudflare token ID")).default({}),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -24,6 +24,8 @@ export interface Host {
   readonly publicIPv6?: string;
   /** The host's address on the tailnet (100.64.0.0/10). */
   readonly tailnetIP: string;
+  /** Addresses (or CIDR ranges) the host's outbound traffic comes from; pods' tokens then work only from them. */
+  readonly egressIPs?: readonly string[];
   readonly ssh: SshTarget;
 }
 
@@ -89,6 +91,8 @@ export interface Service {
   readonly volumes: readonly string[];
   readonly l7?: L7Settings;
   readonly limits: EdgeLimits;
+  /** Changing this label mints a new Cloudflare token for the pod (see SidecarPod). */
+  readonly tokenRotation?: string;
 }
 
 /** Per-service limits on its SNI chain at the ingress. */
@@ -112,6 +116,31 @@ export interface CloudflareSettings {
   readonly zoneId: string;
   /** Permission-group IDs granted to each pod's token. */
   readonly permissionGroups: { readonly dnsWrite: string; readonly zoneRead: string };
+  /** ACME challenge delegation: `_acme-challenge.<fqdn>` is a CNAME into this zone, the only one pod tokens can edit. */
+  readonly challengeZone?: { readonly id: string; readonly name: string };
+}
+
+export interface AuthentikSettings {
+  /** The service that runs Authentik. */
+  readonly service: string;
+  /** Flow slugs of every proxy provider (Authentik's defaults when omitted). */
+  readonly flows?: { readonly authorization: string; readonly invalidation: string };
+  /** Providers managed outside edgeplane that stay on the embedded outpost. */
+  readonly extraProviders?: readonly string[];
+}
+
+export interface TailscaleSettings {
+  /** The operator-owned part of the policy file. */
+  readonly policy: Readonly<Record<string, unknown>>;
+  readonly testUsers: { readonly members: Readonly<Record<string, string>>; readonly nonMember?: string };
+  /** Import the tailnet's existing policy instead of creating one. */
+  readonly adopt: boolean;
+}
+
+/** Existing Cloudflare objects to import instead of create, by service name. */
+export interface Adoption {
+  readonly records: Readonly<Record<string, Readonly<Partial<Record<"A" | "AAAA" | "CNAME", string>>>>>;
+  readonly tokens: Readonly<Record<string, string>>;
 }
 
 export interface EnvoySettings {
@@ -134,5 +163,8 @@ export interface Model {
   /** Sorted by name. */
   readonly services: readonly Service[];
   /** The Authentik service, when the stack configures one. */
-  readonly authentik?: { readonly service: string };
+  readonly authentik?: AuthentikSettings;
+  /** The tailnet policy, when this stack owns it. */
+  readonly tailscale?: TailscaleSettings;
+  readonly adopt?: Adoption;
 }

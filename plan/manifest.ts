@@ -18,7 +18,13 @@ export interface PlannedFile {
 export interface Plan {
   readonly project: string;
   readonly stack: string;
-  readonly resources: { type: string; name: string; parent: string | null; inputs: Record<string, unknown> }[];
+  readonly resources: {
+    type: string;
+    name: string;
+    parent: string | null;
+    inputs: Record<string, unknown>;
+    import?: string;
+  }[];
   readonly files: Omit<PlannedFile, "content">[];
 }
 
@@ -62,7 +68,14 @@ export function buildPlan(
   const files = plannedFiles(records);
   const resources = [...records]
     .sort((a, b) => cmp(a.name, b.name) || cmp(a.type, b.type))
-    .map((r) => ({ type: r.type, name: r.name, parent: r.parent, inputs: sortKeys(r.inputs) as Record<string, unknown> }));
+    .map((r) => ({
+      type: r.type,
+      name: r.name,
+      parent: r.parent,
+      inputs: sortKeys(r.inputs) as Record<string, unknown>,
+      // An adopted resource is imported by the first `up`, not created: say so in the plan.
+      ...(r.importId ? { import: r.importId } : {}),
+    }));
   return {
     plan: { project, stack, resources, files: files.map(({ content: _content, ...meta }) => meta) },
     files,

@@ -20,6 +20,8 @@ export interface RecordedResource {
   readonly dependsOn: string[];
   /** The `import` ID, when the resource is adopted rather than created. */
   readonly importId: string | null;
+  /** Input names whose change replaces the resource rather than updating it. */
+  readonly replaceOnChanges: string[];
 }
 
 /** The marker Pulumi's RPC layer puts on a secret value (sdk/nodejs/runtime/rpc.ts). */
@@ -84,6 +86,7 @@ function record(monitor: MockMonitor, into: RecordedResource[]): void {
       inputs: redactSecrets(pulumi.runtime.deserializeProperties(req.getObject())) as Record<string, unknown>,
       dependsOn: (req.getDependenciesList() as string[]).map((u) => nameFromUrn(u) ?? u).sort(),
       importId: req.getImportid() || null,
+      replaceOnChanges: [...(req.getReplaceonchangesList() as string[])].sort(),
     });
     return register(req, callback);
   };

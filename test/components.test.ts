@@ -129,7 +129,9 @@ describe("SidecarPod", () => {
       // The Caddyfile is reloaded, never a reason to restart.
       assert.equal(listed, !String(f.inputs.path).endsWith("/Caddyfile"), String(f.inputs.path));
     }
-    assert.match(text, /# secret version grafana-token-id/);
+    assert.match(text, /# secret version grafana-secret-gf-security-secret-key-id/);
+    // A new token reaches the running Caddy by a reload (below), never by a restart.
+    assert.doesNotMatch(text, /grafana-token/);
     assert.match(text, /systemctl --user restart '\\''grafana-pod.service'\\''/);
   });
 
@@ -187,7 +189,8 @@ describe("SidecarPod", () => {
     const components = new Set(records.filter((r) => !r.custom).map((r) => r.name));
     for (const r of records) {
       if (r.type.startsWith("pulumi:providers:")) continue;
-      if (["edgeplane:index:SidecarPod", "edgeplane:index:IngressHost"].includes(r.type)) assert.equal(r.parent, null, r.name);
+      const topLevel = ["SidecarPod", "IngressHost", "AuthentikApp", "AuthentikOutpost", "TailnetPolicy"];
+      if (topLevel.map((t) => `edgeplane:index:${t}`).includes(r.type)) assert.equal(r.parent, null, r.name);
       else assert.ok(r.parent && components.has(r.parent), `${r.type} ${r.name} has parent ${r.parent}`);
     }
   });
@@ -195,8 +198,11 @@ describe("SidecarPod", () => {
   it("installs a pod's files as its service user, and Envoy's as root on the ingress host", () => {
     const files = ofType("edgeplane:index:RemoteFile");
     for (const f of files.filter((x) => x.inputs.service !== null)) {
-      assert.equal(f.inputs.owner, `ep-${f.inputs.service}`, String(f.inputs.path));
-      assert.ok(String(f.inputs.path).startsWith(`/var/lib/edgeplane/${f.inputs.service}/`), String(f.inputs.path));
+      // A protected service's Authentik blueprint is its own, but lives in the Authentik
+      // service's blueprint folder ("sso" in this stack), owned by that service's user.
+      const home = String(f.inputs.path).includes("/blueprints/edgeplane/") ? "sso" : f.inputs.service;
+      assert.equal(f.inputs.owner, `ep-${home}`, String(f.inputs.path));
+      assert.ok(String(f.inputs.path).startsWith(`/var/lib/edgeplane/${home}/`), String(f.inputs.path));
     }
     const hostWide = files.filter((x) => x.inputs.service === null);
     assert.ok(hostWide.length > 0);

@@ -295,6 +295,53 @@ describe("buildModel rejects invalid configs, naming each key", () => {
     ],
     ["unknown L7 setting", (c) => (c.services.vllm.l7.timeout = "0s"), ["edgeplane:services.vllm.l7.timeout: unknown key"]],
     ["missing domain", (c) => delete c.domain, ["edgeplane:domain: is required"]],
+    [
+      "egress address that is not an address",
+      (c) => (c.hosts.edge.egressIPs = ["203.0.113.10", "203.0.113.0/33", "edge.example.org"]),
+      [
+        "edgeplane:hosts.edge.egressIPs[1]: must be an IP address or CIDR range such as 203.0.113.10 or 2001:db8::/64",
+        "edgeplane:hosts.edge.egressIPs[2]: must be an IP address or CIDR range such as 203.0.113.10 or 2001:db8::/64",
+      ],
+    ],
+    [
+      "token rotation without tokens",
+      (c) => {
+        c.tls = { issuer: "internal" };
+        c.services.grafana.tokenRotation = "2026-11";
+      },
+      ["edgeplane:services.grafana.tokenRotation: only means something with tls.issuer cloudflare-dns (the pod has no token)"],
+    ],
+    [
+      "challenge zone without a name",
+      (c) => (c.cloudflare.challengeZone = { id: "0123456789abcdef0123456789abcdef" }),
+      ["edgeplane:cloudflare.challengeZone.name: is required"],
+    ],
+    [
+      "adopting for an unknown service, and a CNAME without challenge delegation",
+      (c) =>
+        (c.adopt = {
+          records: { grafna: { A: "0123456789abcdef0123456789abcdef" }, grafana: { CNAME: "0123456789abcdef0123456789abcdef" } },
+        }),
+      [
+        'edgeplane:adopt.records.grafna: unknown service "grafna"',
+        "edgeplane:adopt.records.grafana.CNAME: only the ACME challenge CNAME is managed, and only with cloudflare.challengeZone",
+      ],
+    ],
+    [
+      "adopted record ID that is not an ID",
+      (c) => (c.adopt = { records: { grafana: { A: "rec-1" } } }),
+      ["edgeplane:adopt.records.grafana.A: must be a 32-character hex Cloudflare record ID"],
+    ],
+    [
+      "unknown Authentik flow key",
+      (c) => (c.authentik.flows = { authorisation: "x" }),
+      ["edgeplane:authentik.flows.authorisation: unknown key"],
+    ],
+    [
+      "tailnet policy that is not an object",
+      (c) => (c.tailscale = { policy: ["acls"] }),
+      ["edgeplane:tailscale.policy: must be an object, got array"],
+    ],
   ];
 
   for (const [title, mutate, expected] of cases) {

@@ -2,7 +2,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ingressHost, serviceHome, serviceUser } from "../../model/topology";
+import { hostByName, ingressHost, serviceHome, serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { RemoteFile, type Connection } from "../remote/file";
 import { asServiceUser, quadletValidator, shQuote } from "../remote/script";
@@ -37,7 +37,6 @@ export class SidecarPod extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`service "${service.name}" is not part of the platform model`, this);
     }
     const user = serviceUser(service);
-    const stack = pulumi.getStack();
 
     const account = new command.remote.Command(
       `${name}-user`,
@@ -69,24 +68,11 @@ export class SidecarPod extends pulumi.ComponentResource {
       secretCommands.push(cmd);
     };
 
+    let cfToken: cloudflare.ApiToken | undefined;
     if (platform.tls.issuer === "cloudflare-dns") {
-      const { zoneId, permissionGroups } = platform.cloudflare;
-      const token = new cloudflare.ApiToken(
-        `${name}-token`,
-        {
-          name: `edgeplane-${stack}-${service.name}`,
-          policies: [
-            {
-              effect: "allow",
-              permissionGroups: [{ id: permissionGroups.dnsWrite }, { id: permissionGroups.zoneRead }],
-              resources: JSON.stringify({ [`com.cloudflare.api.account.zone.${zoneId}`]: "*" }),
-            },
-          ],
-        },
-        { parent: this },
-      );
-      podmanSecret(cloudflareTokenSecretName(service), token.value, `${name}-cf-token-secret`);
-      secretVersions.push(token.id);
+      cfToken = this.dnsToken(name, platform, service);
+      // Not a restart trigger: the reload below hands a new token to the running Caddy.
+      podmanSecret(cloudflareTokenSecretName(service), cfToken.value, `${name}-cf-token-secret`);
     }
 
     for (const envName of service.secrets) {
@@ -164,26 +150,38 @@ export class SidecarPod extends pulumi.ComponentResource {
       { parent: this, dependsOn: [...installed.map((f) => f.install), ...secretCommands] },
     );
     const caddyContainer = shQuote(`${service.name}-caddy`);
+    const reloadCaddy = `caddy reload --config ${CADDYFILE_IN_CONTAINER} --adapter caddyfile --address ${shQuote(`unix/${CADDY_ADMIN_SOCKET}`)}`;
+    // The Caddyfile reads the token as {$CF_API_TOKEN}, substituted by whichever process
+    // adapts it: at start, the container's env (the podman secret); on reload, the value
+    // this command reads from stdin. So a new token reaches the running Caddy by a reload,
+    // without dropping a connection, and a restart later reads the replaced secret.
+    const withToken = cfToken ? `CF_API_TOKEN="$(cat)" podman exec --env CF_API_TOKEN` : "podman exec";
     new command.remote.Command(
       `${name}-reload`,
       {
         connection,
-        create: caddyfile.sha256.apply((hash) =>
+        create: pulumi.all([caddyfile.sha256, cfToken?.id ?? ""]).apply(([hash, tokenId]) =>
           [
             `# edgeplane: reload Caddy of ${service.name}`,
             `# Caddyfile ${caddyfile.path} ${hash}`,
+            ...(tokenId ? [`# token version ${tokenId}`] : []),
             "set -eu",
             // A container that is not running reads the new file when it starts.
             asServiceUser(
               user,
               `if [ "$(podman container inspect -f '{{.State.Running}}' ${caddyContainer} 2>/dev/null)" = true ]; then ` +
-                `podman exec ${caddyContainer} caddy reload --config ${CADDYFILE_IN_CONTAINER} --adapter caddyfile --address ${shQuote(`unix/${CADDY_ADMIN_SOCKET}`)}; fi`,
+                `${withToken} ${caddyContainer} ${reloadCaddy}; fi`,
             ),
             "",
           ].join("\n"),
         ),
+        ...(cfToken ? { stdin: pulumi.secret(cfToken.value), logging: "none" as const } : {}),
       },
-      { parent: this, dependsOn: [caddyfile.install, restart] },
+      {
+        parent: this,
+        dependsOn: [caddyfile.install, restart, ...secretCommands],
+        ...(cfToken ? { additionalSecretOutputs: ["stdout", "stderr", "stdin"] } : {}),
+      },
     );
 
     this.dnsRecords(name, platform, service);
@@ -202,7 +200,22 @@ export class SidecarPod extends pulumi.ComponentResource {
    */
   private dnsRecords(name: string, platform: Model, service: Service): void {
     const ingress = ingressHost(platform);
-    const targets: [string, string, string | undefined][] =
+    const adopted = platform.adopt?.records[service.name] ?? {};
+    const record = (resourceName: string, type: "A" | "AAAA" | "CNAME", recordName: string, content: string) =>
+      new cloudflare.DnsRecord(
+        resourceName,
+        {
+          zoneId: platform.cloudflare.zoneId,
+          name: recordName,
+          type,
+          content,
+          proxied: false,
+          ttl: 1,
+          comment: `managed by edgeplane: stack ${pulumi.getStack()}, service ${service.name}`,
+        },
+        { parent: this, ...adoptOptions(adopted[type] && `${platform.cloudflare.zoneId}/${adopted[type]}`) },
+      );
+    const targets: [string, "A" | "AAAA", string | undefined][] =
       service.exposure === "public"
         ? [
             [`${name}-dns`, "A", ingress.publicIPv4],
@@ -210,22 +223,62 @@ export class SidecarPod extends pulumi.ComponentResource {
           ]
         : [[`${name}-dns`, "A", ingress.tailnetIP]];
     for (const [resourceName, type, content] of targets) {
-      if (!content) continue;
-      new cloudflare.DnsRecord(
-        resourceName,
-        {
-          zoneId: platform.cloudflare.zoneId,
-          name: service.fqdn,
-          type,
-          content,
-          proxied: false,
-          ttl: 1,
-          comment: `managed by edgeplane: stack ${pulumi.getStack()}, service ${service.name}`,
-        },
-        { parent: this },
-      );
+      if (content) record(resourceName, type, service.fqdn, content);
+    }
+    const challenge = platform.cloudflare.challengeZone;
+    if (challenge && platform.tls.issuer === "cloudflare-dns") {
+      record(`${name}-acme-challenge`, "CNAME", `_acme-challenge.${service.fqdn}`, challengeTarget(platform, service)!);
     }
   }
+
+  /**
+   * The pod's DNS-01 token: DNS Write and Zone Read on one zone (the challenge zone when
+   * delegation is set, so a stolen token cannot touch service records), usable only
+   * from the host's egress addresses when they are known. A new `tokenRotation` label
+   * replaces it: the new token is created and swapped in before the old one is deleted.
+   */
+  private dnsToken(name: string, platform: Model, service: Service): cloudflare.ApiToken {
+    const { permissionGroups, challengeZone } = platform.cloudflare;
+    const zoneId = challengeZone?.id ?? platform.cloudflare.zoneId;
+    const egress = hostByName(platform, service.host).egressIPs;
+    const label = service.tokenRotation ? `-${service.tokenRotation}` : "";
+    return new cloudflare.ApiToken(
+      `${name}-token`,
+      {
+        name: `edgeplane-${pulumi.getStack()}-${service.name}${label}`,
+        policies: [
+          {
+            effect: "allow",
+            permissionGroups: [{ id: permissionGroups.dnsWrite }, { id: permissionGroups.zoneRead }],
+            resources: JSON.stringify({ [`com.cloudflare.api.account.zone.${zoneId}`]: "*" }),
+          },
+        ],
+        ...(egress ? { condition: { requestIp: { ins: egress.map(asCidr) } } } : {}),
+      },
+      {
+        parent: this,
+        // A rename would otherwise update the token in place and keep its value.
+        replaceOnChanges: ["name"],
+        ...adoptOptions(platform.adopt?.tokens[service.name]),
+      },
+    );
+  }
+}
+
+/** Where a service's `_acme-challenge` CNAME points: a name in the challenge zone, unique per FQDN. */
+export function challengeTarget(platform: Model, service: Service): string | undefined {
+  const zone = platform.cloudflare.challengeZone;
+  return zone && `${service.fqdn}.${zone.name}`;
+}
+
+/** Pulumi `import` for an existing object; the first `up` then takes it over instead of creating a duplicate. */
+function adoptOptions(importId: string | undefined): pulumi.CustomResourceOptions {
+  return importId ? { import: importId } : {};
+}
+
+/** Cloudflare's token conditions take CIDR ranges. */
+function asCidr(address: string): string {
+  return address.includes("/") ? address : `${address}/${address.includes(":") ? 128 : 32}`;
 }
 
 /** Creates the service user once (with subordinate IDs for rootless podman) and lets its units run without a login. */

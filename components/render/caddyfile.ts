@@ -30,7 +30,15 @@ export interface Placeholder {
   readonly placeholder: string;
 }
 
-export type CaddyToken = string | Placeholder;
+/**
+ * An environment variable the Caddyfile adapter substitutes when it reads the file,
+ * written `{$NAME}`: the value is in the adapted config, never in the file.
+ */
+export interface AdaptTimeEnv {
+  readonly adaptTimeEnv: string;
+}
+
+export type CaddyToken = string | Placeholder | AdaptTimeEnv;
 
 export interface Directive {
   readonly kind: "directive";
@@ -61,6 +69,10 @@ export function placeholder(name: string): Placeholder {
   return { placeholder: name };
 }
 
+export function adaptTimeEnv(name: string): AdaptTimeEnv {
+  return { adaptTimeEnv: name };
+}
+
 export function directive(
   tokens: CaddyToken | readonly CaddyToken[],
   block?: readonly (CaddyNode | readonly CaddyNode[])[],
@@ -89,11 +101,16 @@ function rejectUnwritable(what: string, text: string): void {
 }
 
 function isPlaceholder(token: CaddyToken): token is Placeholder {
-  return typeof token !== "string";
+  return typeof token !== "string" && "placeholder" in token;
 }
 
 /** Writes one token as the Caddyfile lexer must read it back (rules in the file comment). */
 export function formatToken(token: CaddyToken): string {
+  if (typeof token !== "string" && "adaptTimeEnv" in token) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(token.adaptTimeEnv))
+      throw new Error(`invalid environment variable name ${JSON.stringify(token.adaptTimeEnv)}`);
+    return `{$${token.adaptTimeEnv}}`;
+  }
   if (isPlaceholder(token)) {
     if (!PLACEHOLDER_NAME.test(token.placeholder))
       throw new Error(`invalid Caddy placeholder name ${JSON.stringify(token.placeholder)}`);
