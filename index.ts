@@ -3,10 +3,14 @@
  * module that reads pulumi.Config; everything below it takes plain values.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { AuthentikApp, AuthentikOutpost } from "./components/authentik";
+import { protectedServices } from "./components/authentik/render";
 import { IngressHost } from "./components/ingress";
 import { SidecarPod } from "./components/pod";
+import { TailnetPolicy } from "./components/tailnet";
+import { tailnetPolicyProblems } from "./components/tailnet/render";
 import type { Connection } from "./components/remote/file";
-import { buildModel, CONFIG_KEYS } from "./model";
+import { buildModel, CONFIG_KEYS, ConfigError } from "./model";
 import { ingressHost } from "./model/topology";
 
 const config = new pulumi.Config("edgeplane");
@@ -20,6 +24,12 @@ for (const key of CONFIG_KEYS) {
   raw[key] = parseConfigValue(value);
 }
 const platform = buildModel(raw);
+// The tailnet policy is checked against the model before anything is registered, like
+// the rest of the config: a policy Tailscale would reject must not half-apply a stack.
+const policyProblems = platform.tailscale
+  ? tailnetPolicyProblems(platform, platform.tailscale.policy, platform.tailscale.testUsers)
+  : [];
+if (policyProblems.length > 0) throw new ConfigError(policyProblems);
 
 const sshPrivateKey = config.requireSecret("sshPrivateKey");
 const connections = new Map<string, Connection>(
@@ -43,6 +53,43 @@ new IngressHost(ingress.name, { platform, connection: connectionTo(ingress.name)
 const pods = platform.services.map(
   (service) => new SidecarPod(service.name, { platform, service, connection: connectionTo(service.host) }),
 );
+
+// Authentik: one application per protected service, and the embedded outpost's
+// provider list, written once for all of them. Blueprints go to the Authentik host,
+// after its pod (and the service user that owns the folder) exists.
+if (platform.authentik) {
+  const authentikPod = pods[platform.services.findIndex((s) => s.name === platform.authentik!.service)]!;
+  const authentikHost = platform.services.find((s) => s.name === platform.authentik!.service)!.host;
+  const apps = protectedServices(platform).map(
+    (service) =>
+      new AuthentikApp(
+        `${service.name}-auth`,
+        {
+          platform,
+          service,
+          connection: connectionTo(authentikHost),
+          ...(platform.authentik!.flows ? { flows: platform.authentik!.flows } : {}),
+        },
+        { dependsOn: [authentikPod] },
+      ),
+  );
+  if (apps.length > 0) {
+    new AuthentikOutpost(
+      "authentik-outpost",
+      { platform, connection: connectionTo(authentikHost), apps, extraProviders: platform.authentik.extraProviders ?? [] },
+      { dependsOn: [authentikPod] },
+    );
+  }
+}
+
+if (platform.tailscale) {
+  new TailnetPolicy("tailnet", {
+    platform,
+    base: platform.tailscale.policy,
+    testUsers: platform.tailscale.testUsers,
+    adopt: platform.tailscale.adopt,
+  });
+}
 
 /** The URL of every service, by service name. */
 export const urls = Object.fromEntries(pods.map((pod, i) => [platform.services[i]!.name, pod.url]));

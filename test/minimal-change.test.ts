@@ -47,6 +47,7 @@ const cases: Record<string, Edit> = {
   caddyPort: (c) => (services(c).grafana.caddyPort = 10444),
   add: (c) => (services(c).whoami = { host: "edge", image: "docker.io/traefik/whoami:v1.10.3", port: 80, caddyPort: 10447 }),
   remove: (c) => delete services(c).grafana,
+  tokenRotation: (c) => (services(c).grafana.tokenRotation = "2026-11"),
 };
 
 const plans = new Map<string, Plan>();
@@ -69,7 +70,10 @@ function touched(name: string): { changes: PlanChanges; components: string[] } {
   const after = plans.get(name)!;
   const changes = comparePlans(before, after);
   const own = new Map([...owners(before), ...owners(after)]);
-  const components = new Set([...changes.added, ...changes.removed, ...changes.changed].map((k) => own.get(k)!));
+  // A service's Authentik application (`grafana-auth`) is that service's too.
+  const components = new Set(
+    [...changes.added, ...changes.removed, ...changes.changed].map((k) => own.get(k)!.replace(/-auth$/, "")),
+  );
   return { changes, components: [...components].sort() };
 }
 
@@ -112,7 +116,9 @@ describe("a change touches only what it must", () => {
 
   it("removing a service destroys exactly its resources (units, files, token, secrets, records) and reroutes Envoy", () => {
     const { changes, components } = touched("remove");
-    assert.deepEqual(components, ["edge", "grafana"]);
+    // Besides its own: Envoy's routing, and the outpost's provider list (one list for the
+    // platform, REFERENCE.md §5) which must stop naming the removed provider.
+    assert.deepEqual(components, ["authentik-outpost", "edge", "grafana"]);
     assert.deepEqual(changes.added, []);
     const removedTypes = new Set(changes.removed.map((k) => k.split("::")[0]));
     for (const t of [
@@ -125,7 +131,17 @@ describe("a change touches only what it must", () => {
       assert.ok(removedTypes.has(t), `removes the service's ${t}`);
     }
     const own = owners(plans.get("base")!);
-    assert.ok(changes.removed.every((k) => own.get(k) === "grafana"));
+    const strays = changes.removed.filter((k) => !["grafana", "grafana-auth"].includes(own.get(k)!));
+    assert.deepEqual(strays, []);
+    const outpost = changes.changed.filter((k) => own.get(k) === "authentik-outpost");
+    assert.deepEqual(outpost, ["edgeplane:index:RemoteFile::authentik-outpost-blueprint"], "only the provider list changes");
+  });
+
+  it("rotating a service's token replaces only that token; the swap is a reload, not a restart", () => {
+    const { changes, components } = touched("tokenRotation");
+    assert.deepEqual(components, ["grafana"]);
+    assert.deepEqual(changes.changed, ["cloudflare:index/apiToken:ApiToken::grafana-token"]);
+    assert.deepEqual([changes.added, changes.removed], [[], []]);
   });
 
   it("never renames another resource: names present before are present after an add", () => {

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { ingressHost } from "../../model/topology";
 import type { Model } from "../../model/types";
+import { HOSTS_BLOCK_PATH, renderHostsBlock, spliceHostsScript } from "../hosts/render";
 import { RemoteFile, type Connection } from "../remote/file";
 import { quadletValidator, shQuote } from "../remote/script";
 import { renderClusters, renderEnvoyBootstrap, renderListeners, renderValidationBootstrap } from "./render";
@@ -105,8 +106,23 @@ export class IngressHost extends pulumi.ComponentResource {
       { parent: this, dependsOn: [bootstrap.install, unit.install, listeners.install, clusters.install] },
     );
 
+    // Names the platform serves resolve to the local Envoy on this host too.
+    const hostsBlock = file("hosts-block", HOSTS_BLOCK_PATH, renderHostsBlock(platform));
+    new command.remote.Command(
+      `${name}-hosts`,
+      {
+        connection,
+        create: hostsBlock.sha256.apply(
+          (hash) =>
+            `# edgeplane: /etc/hosts block from ${HOSTS_BLOCK_PATH} ${hash}\n${spliceHostsScript("/etc/hosts", HOSTS_BLOCK_PATH)}`,
+        ),
+        delete: spliceHostsScript("/etc/hosts", null),
+      },
+      { parent: this, dependsOn: [hostsBlock.install] },
+    );
+
     this.host = host;
-    this.files = Object.values(envoyPaths).sort();
+    this.files = [...Object.values(envoyPaths), HOSTS_BLOCK_PATH].sort();
     this.registerOutputs({ host: this.host, files: this.files });
   }
 }

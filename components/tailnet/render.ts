@@ -180,7 +180,7 @@ export function tailnetPolicyProblems(model: Model, base: unknown, users: Tailne
     for (const source of allowedSources(service)) {
       if (source === ADMINS && !users.members?.[ADMINS]) {
         problems.push(
-          `${KEY}.testUsers: service "${service.name}" is tailnet-only without auth, so only tailnet admins may reach it; ` +
+          `${KEY}.testUsers.members: service "${service.name}" is tailnet-only without auth, so only tailnet admins may reach it; ` +
             `Tailscale tests cannot run as an autogroup, so set "${ADMINS}" to one admin's login`,
         );
       }
@@ -188,7 +188,7 @@ export function tailnetPolicyProblems(model: Model, base: unknown, users: Tailne
   }
   if (services.length > 0 && !users.nonMember) {
     problems.push(
-      `${KEY}.nonMember: is required when a service has exposure: tailnet (${services.map((s) => s.name).join(", ")}); ` +
+      `${KEY}.testUsers.nonMember: is required when a service has exposure: tailnet (${services.map((s) => s.name).join(", ")}); ` +
         "name a login in none of their groups, so Tailscale's own tests prove it cannot reach them",
     );
   }
@@ -199,7 +199,7 @@ export function tailnetPolicyProblems(model: Model, base: unknown, users: Tailne
         const members = groups[source];
         if (Array.isArray(members) && members.includes(users.nonMember)) {
           problems.push(
-            `${KEY}.nonMember: ${users.nonMember} is in ${source} in the base policy, which may reach service "${service.name}"`,
+            `${KEY}.testUsers.nonMember: ${users.nonMember} is in ${source} in the base policy, which may reach service "${service.name}"`,
           );
         }
       }

@@ -89,15 +89,15 @@ describe("Tailnet policy: what matters", () => {
 
   it("refuses to render what Tailscale's tests could not check, naming the key", () => {
     assert.deepEqual(tailnetPolicyProblems(fleet, base, { members: { admins: "alice@example.org" } }), [
-      "edgeplane:tailscale.nonMember: is required when a service has exposure: tailnet (pgadmin); name a login in none of their groups, so Tailscale's own tests prove it cannot reach them",
+      "edgeplane:tailscale.testUsers.nonMember: is required when a service has exposure: tailnet (pgadmin); name a login in none of their groups, so Tailscale's own tests prove it cannot reach them",
     ]);
     assert.deepEqual(tailnetPolicyProblems(adminOnly, base, { nonMember: "m@example.org" }), [
-      'edgeplane:tailscale.testUsers: service "pgadmin" is tailnet-only without auth, so only tailnet admins may reach it; Tailscale tests cannot run as an autogroup, so set "autogroup:admin" to one admin\'s login',
+      'edgeplane:tailscale.testUsers.members: service "pgadmin" is tailnet-only without auth, so only tailnet admins may reach it; Tailscale tests cannot run as an autogroup, so set "autogroup:admin" to one admin\'s login',
     ]);
     assert.deepEqual(tailnetPolicyProblems(fleet, base, { nonMember: "alice@example.org" }), [
-      'edgeplane:tailscale.nonMember: alice@example.org is in group:admins in the base policy, which may reach service "pgadmin"',
+      'edgeplane:tailscale.testUsers.nonMember: alice@example.org is in group:admins in the base policy, which may reach service "pgadmin"',
     ]);
-    assert.throws(() => renderTailnetPolicy(fleet, base, {}), /edgeplane:tailscale\.nonMember: is required/);
+    assert.throws(() => renderTailnetPolicy(fleet, base, {}), /edgeplane:tailscale\.testUsers\.nonMember: is required/);
     // A stack without tailnet services needs no test users.
     assert.deepEqual(tailnetPolicyProblems(single, {}, {}), []);
   });
