@@ -134,7 +134,15 @@ describe("a change touches only what it must", () => {
     const strays = changes.removed.filter((k) => !["grafana", "grafana-auth"].includes(own.get(k)!));
     assert.deepEqual(strays, []);
     const outpost = changes.changed.filter((k) => own.get(k) === "authentik-outpost");
-    assert.deepEqual(outpost, ["edgeplane:index:RemoteFile::authentik-outpost-blueprint"], "only the provider list changes");
+    assert.deepEqual(
+      outpost,
+      [
+        "command:remote:Command::authentik-outpost-blueprint-apply",
+        "command:remote:Command::authentik-outpost-blueprint-install",
+        "edgeplane:index:RemoteFile::authentik-outpost-blueprint",
+      ],
+      "only the provider list changes, and is applied again",
+    );
   });
 
   it("rotating a service's token replaces only that token; the swap is a reload, not a restart", () => {

@@ -16,7 +16,6 @@ import YAML, { isScalar, isSeq, YAMLSeq, type CollectionTag, type ScalarTag } fr
 // @goauthentik/api ship no dist/index.{js,d.ts} (only the ESM build has an index), so
 // the package's `types` entry does not resolve; the per-model declarations do.
 import type { ApplicationRequest } from "@goauthentik/api/dist/esm/models/ApplicationRequest";
-import type { BlueprintInstanceRequest } from "@goauthentik/api/dist/esm/models/BlueprintInstanceRequest";
 import type { OutpostRequest } from "@goauthentik/api/dist/esm/models/OutpostRequest";
 import type { PolicyBindingRequest } from "@goauthentik/api/dist/esm/models/PolicyBindingRequest";
 import type { ProxyProviderRequest } from "@goauthentik/api/dist/esm/models/ProxyProviderRequest";
@@ -89,21 +88,12 @@ type BlueprintValue<T> = T extends readonly (infer E)[] ? BlueprintValue<E>[] : 
 /** The wire form of an API request type: snake_case keys, every key optional (the importer updates partially). */
 export type Wire<T> = { [K in keyof T & string as SnakeCase<K>]?: BlueprintValue<Exclude<T[K], undefined>> };
 
-/** Attributes of `authentik_blueprints.metaapplyblueprint` (a meta model: no API request type). */
-interface MetaApplyBlueprint {
-  /** Matched against blueprint instances; `path` is relative to /blueprints. */
-  identifiers: Wire<Pick<BlueprintInstanceRequest, "name" | "path">>;
-  /** When true (Authentik's default), a missing instance fails the whole blueprint. */
-  required: boolean;
-}
-
 /** The API request type behind each model this program writes. */
 export interface BlueprintModels {
   "authentik_providers_proxy.proxyprovider": ProxyProviderRequest;
   "authentik_core.application": ApplicationRequest;
   "authentik_policies.policybinding": PolicyBindingRequest;
   "authentik_outposts.outpost": OutpostRequest;
-  "authentik_blueprints.metaapplyblueprint": MetaApplyBlueprint;
 }
 
 export type BlueprintModel = keyof BlueprintModels;

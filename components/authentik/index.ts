@@ -1,11 +1,17 @@
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { RemoteFile, type Connection } from "../remote/file";
+import { applyBlueprintScript, blueprintValidator, type AuthentikTarget } from "./apply";
 import {
+  appBlueprintName,
   appBlueprintPath,
+  authentikContainer,
   authentikService,
+  blueprintInstancePath,
   DEFAULT_FLOWS,
+  OUTPOST_BLUEPRINT_NAME,
   outpostBlueprintPath,
   protectedServices,
   renderAppBlueprint,
@@ -22,23 +28,76 @@ export interface AuthentikAppArgs {
   readonly service: Service;
   /** SSH connection to the host that runs the Authentik service (where the blueprint goes), not the protected service's. */
   readonly connection: pulumi.Input<Connection>;
-  /** Flow slugs of the proxy provider; Authentik's defaults when omitted. */
+  /** Flow slugs of the proxy provider; the stack's `authentik.flows`, else Authentik's defaults, when omitted. */
   readonly flows?: AuthentikFlows;
+}
+
+/**
+ * Installs one blueprint in the Authentik host's blueprint folder, checked by
+ * Authentik's importer dry run before it replaces the installed file, then applies it
+ * and fails unless Authentik recorded it as applied (apply.ts).
+ */
+function installBlueprint(
+  parent: pulumi.Resource,
+  name: string,
+  args: {
+    readonly platform: Model;
+    readonly connection: pulumi.Input<Connection>;
+    readonly path: string;
+    readonly blueprintName: string;
+    readonly content: string;
+    readonly service: string;
+  },
+  after: pulumi.Input<pulumi.Resource>[],
+): { file: RemoteFile; applied: command.remote.Command } {
+  const authentik = authentikService(args.platform);
+  const target: AuthentikTarget = { user: serviceUser(authentik), container: authentikContainer(args.platform) };
+  const file = new RemoteFile(
+    `${name}-blueprint`,
+    {
+      connection: args.connection,
+      host: authentik.host,
+      path: args.path,
+      content: args.content,
+      owner: target.user,
+      mode: "0644",
+      service: args.service,
+      validate: blueprintValidator(target, args.path),
+    },
+    { parent, dependsOn: after },
+  );
+  const ref = { file: args.path, instancePath: blueprintInstancePath(args.path), name: args.blueprintName };
+  const applied = new command.remote.Command(
+    `${name}-blueprint-apply`,
+    {
+      connection: args.connection,
+      // The text names the content hash: a changed file re-runs the apply (an update),
+      // an unchanged one runs nothing. No triggers (LESSONS.md 8).
+      create: file.sha256.apply((hash) => applyBlueprintScript(target, ref, hash)),
+    },
+    { parent, dependsOn: [file.install] },
+  );
+  return { file, applied };
 }
 
 /**
  * One protected service as an Authentik application: the blueprint with its proxy
  * provider (forward auth, single application), the application and one binding per
- * allowed group, installed in the Authentik host's blueprint folder.
+ * allowed group, installed in the Authentik host's blueprint folder, validated by
+ * Authentik before it replaces the installed one, and applied.
  *
- * The blueprint folder belongs to the Authentik service user, so pass
- * `dependsOn: [<the Authentik SidecarPod>]`: the user must exist before the install.
+ * Pass `dependsOn: [<the Authentik SidecarPod>]`: the folder belongs to the Authentik
+ * service user, and the validation runs in the Authentik container, so both must
+ * exist first. (A component's dependencies hold back its children: they register
+ * under it only once it is registered, after its dependencies.)
  */
 export class AuthentikApp extends pulumi.ComponentResource {
   /** Absolute path of the blueprint on the Authentik host. */
   public readonly blueprintPath: string;
   /** The blueprint's install: depend on it to order work after the file is in place. */
   public readonly blueprint: RemoteFile;
+  /** Authentik's apply of the blueprint, checked: depend on it to order work after the application exists. */
+  public readonly applied: command.remote.Command;
 
   constructor(name: string, args: AuthentikAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edgeplane:index:AuthentikApp", name, {}, opts);
@@ -52,43 +111,51 @@ export class AuthentikApp extends pulumi.ComponentResource {
     if (!platform.authentik) {
       throw new pulumi.ResourceError(`service "${service.name}" has auth, but the stack configures no edgeplane:authentik`, this);
     }
-    const authentik = authentikService(platform);
     this.blueprintPath = appBlueprintPath(platform, service);
-    this.blueprint = new RemoteFile(
-      `${name}-blueprint`,
+    const { file, applied } = installBlueprint(
+      this,
+      name,
       {
+        platform,
         connection,
-        host: authentik.host,
         path: this.blueprintPath,
-        content: renderAppBlueprint(platform, service, args.flows ?? DEFAULT_FLOWS),
-        owner: serviceUser(authentik),
-        mode: "0644",
+        blueprintName: appBlueprintName(service),
+        content: renderAppBlueprint(platform, service, args.flows ?? platform.authentik.flows ?? DEFAULT_FLOWS),
         service: service.name,
       },
-      { parent: this },
+      // Explicitly, not only through the component: the files' owner must exist first.
+      dependencies(opts),
     );
+    this.blueprint = file;
+    this.applied = applied;
     this.registerOutputs({ blueprintPath: this.blueprintPath });
   }
 }
 
 export interface AuthentikOutpostArgs {
-  /** The validated stack model; must configure `authentik` and have at least one protected service. */
+  /** The validated stack model; must configure `authentik`; with no protected service the outpost keeps only the extra providers. */
   readonly platform: Model;
   /** SSH connection to the host that runs the Authentik service. */
   readonly connection: pulumi.Input<Connection>;
-  /** The applications of every protected service: the outpost blueprint applies theirs, so their files go first. */
+  /** The applications of every protected service: their providers must exist before the outpost names them. */
   readonly apps: readonly AuthentikApp[];
-  /** Names of proxy providers managed outside edgeplane that must stay on the embedded outpost. */
+  /** Names of proxy providers managed outside edgeplane that must stay on the embedded outpost; the stack's `authentik.extraProviders` when omitted. */
   readonly extraProviders?: readonly string[];
 }
 
 /**
  * The embedded outpost's provider list, one blueprint for the whole platform (a
- * provider list in a blueprint replaces the list, so exactly one place may write it).
+ * provider list in a blueprint replaces the list, so exactly one place may write it),
+ * installed only after every application's blueprint was applied, then validated and
+ * applied the same way. Pass `dependsOn: [<the Authentik SidecarPod>]` as for AuthentikApp.
  */
 export class AuthentikOutpost extends pulumi.ComponentResource {
   /** Absolute path of the blueprint on the Authentik host. */
   public readonly blueprintPath: string;
+  /** The blueprint's install. */
+  public readonly blueprint: RemoteFile;
+  /** Authentik's apply of the blueprint, checked: the outpost serves every application after it. */
+  public readonly applied: command.remote.Command;
 
   constructor(name: string, args: AuthentikOutpostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edgeplane:index:AuthentikOutpost", name, {}, opts);
@@ -97,32 +164,38 @@ export class AuthentikOutpost extends pulumi.ComponentResource {
       .map((s) => appBlueprintPath(platform, s))
       .sort();
     const given = apps.map((a) => a.blueprintPath).sort();
-    if (expected.length === 0) {
-      throw new pulumi.ResourceError("no service has auth: an outpost blueprint would empty the embedded outpost", this);
-    }
     if (JSON.stringify(expected) !== JSON.stringify(given)) {
-      // The blueprint names every protected service's app blueprint by path; one that
-      // is not installed first would fail it (metaapplyblueprint, required).
+      // The outpost names every protected service's provider; one whose blueprint is
+      // not applied first would fail this blueprint (`!Find` finds nothing).
       throw new pulumi.ResourceError(
         `the outpost needs exactly one AuthentikApp per protected service: expected ${expected.join(", ")}; got ${given.join(", ") || "none"}`,
         this,
       );
     }
-    const authentik = authentikService(platform);
     this.blueprintPath = outpostBlueprintPath(platform);
-    new RemoteFile(
-      `${name}-blueprint`,
+    const { file, applied } = installBlueprint(
+      this,
+      name,
       {
+        platform,
         connection,
-        host: authentik.host,
         path: this.blueprintPath,
-        content: renderOutpostBlueprint(platform, args.extraProviders ?? []),
-        owner: serviceUser(authentik),
-        mode: "0644",
-        service: authentik.name,
+        blueprintName: OUTPOST_BLUEPRINT_NAME,
+        content: renderOutpostBlueprint(platform, args.extraProviders ?? platform.authentik?.extraProviders ?? []),
+        service: authentikService(platform).name,
       },
-      { parent: this, dependsOn: apps.map((a) => a.blueprint.install) },
+      // After the apply, not only the install: the providers must exist in Authentik.
+      [...dependencies(opts), ...apps.map((a) => a.applied)],
     );
+    this.blueprint = file;
+    this.applied = applied;
     this.registerOutputs({ blueprintPath: this.blueprintPath });
   }
+}
+
+/** The resources a component was told to wait for, as a list its children can wait for too. */
+function dependencies(opts: pulumi.ComponentResourceOptions | undefined): pulumi.Input<pulumi.Resource>[] {
+  const deps = opts?.dependsOn;
+  if (!deps) return [];
+  return Array.isArray(deps) ? deps : [deps as pulumi.Input<pulumi.Resource>];
 }

@@ -4,9 +4,10 @@
  * the embedded outpost that serves them all.
  *
  * Files land in the Authentik host's blueprint folder, which the Authentik containers
- * mount at /blueprints/edgeplane; Authentik discovers them there and applies each one
- * in a single transaction (REFERENCE.md §5), so an application never exists without
- * its provider and bindings.
+ * mount at /blueprints/edgeplane. edgeplane applies each one itself right after the
+ * install (apply.ts), and Authentik re-applies it hourly; each apply is one
+ * transaction (REFERENCE.md §5), so an application never exists without its provider
+ * and bindings.
  */
 import { serviceHome } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
@@ -32,13 +33,16 @@ export const EMBEDDED_OUTPOST = "goauthentik.io/outposts/embedded";
 /** Where the Authentik containers see edgeplane's blueprint folder. */
 export const BLUEPRINTS_IN_CONTAINER = "/blueprints/edgeplane";
 /** The same folder relative to /blueprints: how Authentik names a blueprint instance's path. */
-const BLUEPRINTS_RELATIVE = "edgeplane";
+export const BLUEPRINTS_RELATIVE = "edgeplane";
 
 /**
  * File name of the outpost blueprint. App blueprints are `edgeplane-<service>.yaml`;
  * this name has no `edgeplane-` prefix, so no service name can collide with it.
  */
 export const OUTPOST_BLUEPRINT_FILE = "embedded-outpost.yaml";
+
+/** `metadata.name` of the outpost blueprint, and so the name of its instance in Authentik. */
+export const OUTPOST_BLUEPRINT_NAME = "edgeplane embedded outpost";
 
 /** The service that runs Authentik. */
 export function authentikService(model: Model): Service {
@@ -71,6 +75,19 @@ export function appBlueprintPath(model: Model, service: Service): string {
 /** Where the outpost blueprint is installed on the Authentik host. */
 export function outpostBlueprintPath(model: Model): string {
   return `${blueprintDir(model)}/${OUTPOST_BLUEPRINT_FILE}`;
+}
+
+/** A blueprint file's path as Authentik names it: relative to /blueprints, `edgeplane/edgeplane-grafana.yaml`. */
+export function blueprintInstancePath(file: string): string {
+  return `${BLUEPRINTS_RELATIVE}/${file.slice(file.lastIndexOf("/") + 1)}`;
+}
+
+/**
+ * The container that runs the Authentik server: the app container of the Authentik
+ * service's pod (its ContainerName in components/pod/render/units.ts).
+ */
+export function authentikContainer(model: Model): string {
+  return `${authentikService(model).name}-app`;
 }
 
 /**
@@ -158,10 +175,14 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
  * provider, plus `extraProviders` (proxy providers the operator manages outside
  * edgeplane that must stay on the outpost).
  *
- * Authentik applies blueprint files in no guaranteed order, and `!Find` of a provider
- * that does not exist yet resolves to nothing. So the blueprint first applies each
- * app blueprint (`metaapplyblueprint`, required: a missing one fails this blueprint
- * visibly instead of dropping a provider), then sets the list.
+ * `!Find` of a provider that does not exist yet resolves to nothing, which fails the
+ * blueprint (a null in `providers`) rather than shrinking the list. edgeplane applies
+ * and checks every app blueprint before this one is even installed (AuthentikOutpost),
+ * so the providers exist. There are deliberately no `metaapplyblueprint` entries:
+ * their serializer dispatches the other blueprint to the worker and blocks on the
+ * result (authentik/blueprints/v1/meta/apply_blueprint.py), also during the
+ * importer's dry run, whose transaction the worker cannot see, so validating this
+ * file would wait on, or apply, other blueprints instead of only checking this one.
  */
 export function renderOutpostBlueprint(model: Model, extraProviders: readonly string[] = []): string {
   const services = protectedServices(model);
@@ -172,11 +193,6 @@ export function renderOutpostBlueprint(model: Model, extraProviders: readonly st
     ...extras.map((name) => ({ sortKey: name, find: new Find("authentik_providers_proxy.proxyprovider", "name", name) })),
   ].sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
   const entries: BlueprintEntry[] = [
-    ...services.map((service) =>
-      blueprintEntry("authentik_blueprints.metaapplyblueprint", {
-        attrs: { identifiers: { path: `${BLUEPRINTS_RELATIVE}/${appBlueprintName(service)}.yaml` }, required: true },
-      }),
-    ),
     blueprintEntry("authentik_outposts.outpost", {
       identifiers: { managed: EMBEDDED_OUTPOST },
       // Only `providers`: the outpost's name, type and config stay Authentik's.
@@ -185,7 +201,7 @@ export function renderOutpostBlueprint(model: Model, extraProviders: readonly st
   ];
   return serializeBlueprint(header("providers of the embedded Authentik outpost"), {
     version: 1,
-    metadata: { name: "edgeplane embedded outpost" },
+    metadata: { name: OUTPOST_BLUEPRINT_NAME },
     entries,
   });
 }
@@ -199,7 +215,9 @@ export interface BlueprintFile {
 }
 
 /**
- * Every blueprint file of a stack: one per protected service, then the outpost's.
+ * Every blueprint file of a stack: one per protected service, then the outpost's, with
+ * the stack's flows and extra providers unless `settings` says otherwise (as the
+ * AuthentikApp and AuthentikOutpost components default them).
  * None when the stack has no protected service: an empty provider list would strip
  * the embedded outpost of providers edgeplane does not know about.
  */
@@ -212,12 +230,12 @@ export function renderBlueprintFiles(
   return [
     ...services.map((service) => ({
       path: appBlueprintPath(model, service),
-      content: renderAppBlueprint(model, service, settings.flows ?? DEFAULT_FLOWS),
+      content: renderAppBlueprint(model, service, settings.flows ?? model.authentik?.flows ?? DEFAULT_FLOWS),
       service: service.name,
     })),
     {
       path: outpostBlueprintPath(model),
-      content: renderOutpostBlueprint(model, settings.extraOutpostProviders ?? []),
+      content: renderOutpostBlueprint(model, settings.extraOutpostProviders ?? model.authentik?.extraProviders ?? []),
       service: authentikService(model).name,
     },
   ];

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,10 +13,13 @@ import {
   serializeBlueprint,
   type Blueprint,
 } from "../../components/authentik/blueprint";
+import { RESULT_PREFIX } from "../../components/authentik/apply";
 import {
   appBlueprintName,
   appBlueprintPath,
+  authentikContainer,
   blueprintDir,
+  blueprintInstancePath,
   BLUEPRINTS_IN_CONTAINER,
   DEFAULT_FLOWS,
   EMBEDDED_OUTPOST,
@@ -25,6 +29,7 @@ import {
   renderOutpostBlueprint,
   skipPathRegex,
 } from "../../components/authentik/render";
+import { renderAppContainerUnit } from "../../components/pod/render/units";
 import type { Model, Service } from "../../model/types";
 import { runProgram, type RecordedResource } from "../../plan/run";
 import { fixtures, fleet, single } from "../fixtures/models";
@@ -74,6 +79,14 @@ describe("Authentik blueprints: what matters", () => {
     assert.equal(blueprintDir(fleet), "/var/lib/edgeplane/authentik/blueprints/edgeplane");
     assert.equal(BLUEPRINTS_IN_CONTAINER, "/blueprints/edgeplane");
     for (const f of files) assert.equal(path.dirname(f.path), blueprintDir(fleet));
+    // Authentik names an instance by its path relative to /blueprints.
+    assert.equal(blueprintInstancePath(files[0]!.path), "edgeplane/edgeplane-grafana.yaml");
+  });
+
+  it("checks blueprints in the container the Authentik pod actually runs", () => {
+    const unit = renderAppContainerUnit(fleet, service(fleet, "authentik"));
+    assert.match(unit, new RegExp(`^ContainerName=${authentikContainer(fleet)}$`, "m"));
+    assert.equal(authentikContainer(fleet), "authentik-app");
   });
 
   it("emits !Find and !KeyOf as real YAML tags, and reads back to the same bytes", () => {
@@ -186,19 +199,13 @@ describe("Authentik blueprints: what matters", () => {
     );
   });
 
-  it("applies every app blueprint before it sets the outpost's providers", () => {
-    const all = entries(outpost.content);
-    const outpostAt = all.findIndex((e) => e.model === "authentik_outposts.outpost");
-    const metas = all.filter((e) => e.model === "authentik_blueprints.metaapplyblueprint");
-    assert.ok(all.slice(0, outpostAt).every((e) => e.model === "authentik_blueprints.metaapplyblueprint"));
-    assert.equal(metas.length, outpostAt);
-    // Authentik names an instance by its path relative to /blueprints.
-    const appFiles = files.filter((f) => f !== outpost).map((f) => `edgeplane/${path.basename(f.path)}`);
+  it("sets only the outpost's providers: no entry makes its dry run apply other blueprints", () => {
+    // metaapplyblueprint would dispatch the app blueprints to Authentik's worker from
+    // inside the validation's rolled-back transaction; the components order the applies instead.
     assert.deepEqual(
-      metas.map((m) => m.attrs.identifiers.path),
-      appFiles,
+      entries(outpost.content).map((e) => e.model),
+      ["authentik_outposts.outpost"],
     );
-    assert.ok(metas.every((m) => m.attrs.required === true));
   });
 
   it("keeps the operator's own providers on the outpost when told, once each", () => {
@@ -236,13 +243,6 @@ describe("Authentik blueprints: what matters", () => {
     let checked = 0;
     for (const file of files) {
       for (const entry of entries(file.content)) {
-        if (entry.model === "authentik_blueprints.metaapplyblueprint") {
-          assert.deepEqual(Object.keys(entry.attrs).sort(), ["identifiers", "required"]);
-          for (const key of Object.keys(entry.attrs.identifiers)) {
-            assert.ok(key in schemas.BlueprintInstanceRequest.properties, `blueprint instance has no ${key}`);
-          }
-          continue;
-        }
         const request = requestOf[entry.model];
         assert.ok(request, `no API type known for ${entry.model}`);
         for (const key of [...Object.keys(entry.identifiers ?? {}), ...Object.keys(entry.attrs ?? {})]) {
@@ -299,6 +299,8 @@ describe("AuthentikApp and AuthentikOutpost components", () => {
     records = await runProgram({ project: "edgeplane", stack: "test", values: {}, secretKeys: [] }, program);
   });
 
+  const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
   it("installs each app blueprint as the Authentik user, for the protected service", () => {
     const file = byName("edgeplane:index:RemoteFile", "grafana-authentik-blueprint");
     assert.equal(file.parent, "grafana-authentik");
@@ -317,12 +319,47 @@ describe("AuthentikApp and AuthentikOutpost components", () => {
     assert.ok(!records.some((r) => r.name.startsWith("vllm") || r.name.startsWith("authentik-authentik")));
   });
 
-  it("installs the outpost blueprint after every app blueprint", () => {
+  it("validates each blueprint with Authentik before it replaces the installed one", () => {
+    for (const name of ["grafana-authentik-blueprint", "authentik-outpost-blueprint"]) {
+      const install = byName("command:remote:Command", `${name}-install`);
+      const create = String(install.inputs.create);
+      const file = String(byName("edgeplane:index:RemoteFile", name).inputs.path);
+      // The validator sits between writing the candidate and moving it into place.
+      const validation = create.indexOf("if ! validation=$(");
+      assert.ok(validation > create.indexOf(`sudo -n tee "$candidate"`), create);
+      assert.ok(validation < create.indexOf(`sudo -n mv -f "$candidate" "$target"`), create);
+      assert.ok(create.includes(`podman exec -i '\\''authentik-app'\\'' ak shell -c`), create);
+      assert.ok(create.includes("Importer.from_string(content).validate()"), create);
+      assert.ok(create.includes(`FILE = "${file}"`), create);
+      assert.ok(create.includes(`${RESULT_PREFIX} valid`), create);
+    }
+  });
+
+  it("applies each blueprint after its install and checks what Authentik recorded", () => {
+    const cases = [
+      ["grafana-authentik", appBlueprintPath(fleet, service(fleet, "grafana")), "edgeplane-grafana"],
+      ["authentik-outpost", outpostBlueprintPath(fleet), "edgeplane embedded outpost"],
+    ] as const;
+    for (const [component, file, name] of cases) {
+      const applied = byName("command:remote:Command", `${component}-blueprint-apply`);
+      assert.equal(applied.parent, component);
+      assert.deepEqual(applied.dependsOn, [`${component}-blueprint-install`]);
+      const content = String(byName("command:remote:Command", `${component}-blueprint-install`).inputs.stdin);
+      const create = String(applied.inputs.create);
+      assert.ok(create.startsWith(`# edgeplane: apply Authentik blueprint ${file} (sha256 ${sha256(content)})\n`), create);
+      assert.ok(create.includes(`PATH = "${blueprintInstancePath(file)}"`), create);
+      assert.ok(create.includes(`NAME = "${name}"`), create);
+      assert.ok(create.includes("instance.refresh_from_db()"), create);
+      assert.equal(applied.inputs.triggers, undefined, "a trigger would replace, not update (LESSONS.md 8)");
+    }
+  });
+
+  it("installs the outpost blueprint only after every app blueprint was applied", () => {
     const file = byName("edgeplane:index:RemoteFile", "authentik-outpost-blueprint");
     assert.equal(file.inputs.service, "authentik");
     assert.equal(file.inputs.path, outpostBlueprintPath(fleet));
-    // Registered only once both app blueprints are installed; its install command is its child.
-    assert.deepEqual(file.dependsOn, ["grafana-authentik-blueprint-install", "pgadmin-authentik-blueprint-install"]);
+    // Registered only once both applications exist in Authentik; its install command is its child.
+    assert.deepEqual(file.dependsOn, ["grafana-authentik-blueprint-apply", "pgadmin-authentik-blueprint-apply"]);
     const install = byName("command:remote:Command", "authentik-outpost-blueprint-install");
     assert.equal(install.parent, "authentik-outpost-blueprint");
     assert.match(String(install.inputs.stdin), /name, legacy \]/);
