@@ -73,13 +73,12 @@ if (platform.authentik) {
         { dependsOn: [authentikPod] },
       ),
   );
-  if (apps.length > 0) {
-    new AuthentikOutpost(
-      "authentik-outpost",
-      { platform, connection: connectionTo(authentikHost), apps, extraProviders: platform.authentik.extraProviders ?? [] },
-      { dependsOn: [authentikPod] },
-    );
-  }
+  // Even with no protected service: the list must then shrink to the extra providers.
+  new AuthentikOutpost(
+    "authentik-outpost",
+    { platform, connection: connectionTo(authentikHost), apps, extraProviders: platform.authentik.extraProviders ?? [] },
+    { dependsOn: [authentikPod] },
+  );
 }
 
 if (platform.tailscale) {

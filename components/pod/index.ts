@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { hostByName, ingressHost, serviceHome, serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
+import { blueprintDir } from "../authentik/render";
 import { RemoteFile, type Connection } from "../remote/file";
 import { asServiceUser, quadletValidator, shQuote } from "../remote/script";
 import { CADDY_ADMIN_SOCKET } from "./render/caddyfile";
@@ -131,6 +132,10 @@ export class SidecarPod extends pulumi.ComponentResource {
           ...files.map((f) => `# unit ${f}`),
           ...secrets.map((id) => `# secret version ${id}`),
           "set -eu",
+          // The Authentik pod bind-mounts its blueprint folder, which must exist first.
+          ...(platform.authentik?.service === service.name
+            ? [asServiceUser(user, `mkdir -p ${shQuote(blueprintDir(platform))}`)]
+            : []),
           // Quadlet reports unit errors only in its own dry run; daemon-reload would
           // silently drop a broken unit.
           asServiceUser(

@@ -70,7 +70,10 @@ export class RemoteFile extends pulumi.ComponentResource {
         // The validator's message is the useful output; the file content never is.
         logging: "stderr",
       },
-      { parent: this },
+      // The component's own dependencies are the install's: ordering between files
+      // (clusters before listeners, pod units before containers) must not depend on
+      // whether the engine passes a component's dependsOn down to its children.
+      { parent: this, ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
     );
     this.registerOutputs({ path: this.path, sha256 });
   }

@@ -3,6 +3,7 @@
  * (rootless podman ≥ 5: `.pod` units). Only keys Quadlet already knows in Podman 5.0
  * are used, because Quadlet rejects a file with an unknown key.
  */
+import { BLUEPRINTS_IN_CONTAINER, blueprintDir } from "../../authentik/render";
 import { caddyBindAddress, ingressHost } from "../../../model/topology";
 import type { Model, Service } from "../../../model/types";
 import { entry, marshalUnit, section, words, type UnitEntry, type UnitSection } from "../../render/unit";
@@ -159,6 +160,11 @@ export function renderAppContainerUnit(model: Model, service: Service): string {
         service.env.map(([name, value]) => entry("Environment", words(`${name}=${value}`))),
         service.secrets.map((envName) => envSecret(podmanSecretName(service, envName), envName)),
         service.volumes.map((spec) => entry("Volume", spec)),
+        model.authentik?.service === service.name
+          ? entry("Volume", `${blueprintDir(model)}:${BLUEPRINTS_IN_CONTAINER}:ro,Z`, [
+              "edgeplane's Authentik blueprints (one per protected service, and the outpost's provider list).",
+            ])
+          : [],
       ),
       serviceSection(),
       installSection(),
