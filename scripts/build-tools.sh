@@ -3,6 +3,7 @@
 #   caddy           Caddy with the caddy-dns/cloudflare module (tools/cmd/caddy)
 #   envoy-validate  Envoy's v3 API types and validation rules (tools/cmd/envoy-validate)
 #   quadlet         podman's Quadlet generator (tools/quadlet)
+#   actionlint      the GitHub Actions workflow linter (tools/actionlint)
 # Everything comes from the Go module proxy at the versions pinned in the go.sum
 # files. A binary newer than its sources and go.sum is kept, so a warm run takes
 # about a second. Needs Go >= the go directive of tools/go.mod.
@@ -30,3 +31,4 @@ build() {
 build caddy tools ./cmd/caddy tools/go.mod tools/go.sum tools/cmd/caddy
 build envoy-validate tools ./cmd/envoy-validate tools/go.mod tools/go.sum tools/cmd/envoy-validate
 build quadlet tools/quadlet github.com/containers/podman/v5/cmd/quadlet tools/quadlet/go.mod tools/quadlet/go.sum
+build actionlint tools/actionlint github.com/rhysd/actionlint/cmd/actionlint tools/actionlint/go.mod tools/actionlint/go.sum

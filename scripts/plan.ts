@@ -4,14 +4,34 @@
  * <dir>/<name>/hosts/<host>/<path> for every file the stack installs, plus
  * <dir>/<name>/plan.json. Needs no Pulumi CLI and no credentials. On an invalid
  * config it prints every problem, exits 1 and writes nothing.
+ *
+ * With `--diff <git-ref> [--diff-format markdown|text|json] [--diff-out <file>]` it
+ * plans the stack twice, at <git-ref> (that commit's code and stack file) and in the
+ * working tree, and prints what changed (plan/diff.ts) instead of writing a plan; it
+ * exits 0 whether or not anything changed.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../model";
 import { loadStackConfig, PlanInputError } from "../plan/config";
-import { buildPlan } from "../plan/manifest";
-import { runProgram } from "../plan/run";
+import {
+  diffPlans,
+  EMPTY_PLAN,
+  planAtRef,
+  planWorkingTree,
+  readPlanFolder,
+  refLabel,
+  renderDiffFailure,
+  renderDiffJson,
+  renderDiffMarkdown,
+  renderDiffText,
+  resolveRef,
+  type DiffHeading,
+  type RefPlan,
+} from "../plan/diff";
+import { buildPlan, type Plan, type PlannedFile } from "../plan/manifest";
 
 const root = path.join(__dirname, "..");
 
@@ -24,32 +44,41 @@ async function main(): Promise<number> {
       "stack-file": { type: "string" },
       // One JSON line on stderr with wall time and peak memory (npm run bench reads it).
       stats: { type: "boolean", default: false },
+      // A git ref to compare the working tree's plan with (pull-request previews).
+      diff: { type: "string" },
+      "diff-format": { type: "string", default: "markdown" },
+      // Write the diff report to this file instead of stdout.
+      "diff-out": { type: "string" },
     },
     strict: true,
   });
   if (!values.stack) {
-    console.error("usage: npm run plan -- --stack <name> [--out <dir>] [--stack-file <Pulumi.<name>.yaml>]");
+    console.error(
+      "usage: npm run plan -- --stack <name> [--out <dir>] [--stack-file <Pulumi.<name>.yaml>]\n" +
+        "       npm run plan -- --stack <name> --diff <git-ref> [--diff-format markdown|text|json] [--diff-out <file>]",
+    );
     return 2;
   }
+  if (values.diff !== undefined) {
+    if (values["stack-file"]) {
+      console.error("--diff compares Pulumi.<name>.yaml at the ref with the working tree's; it does not take --stack-file");
+      return 2;
+    }
+    const format = values["diff-format"]!;
+    if (!isDiffFormat(format)) {
+      console.error(`--diff-format ${format}: expected one of ${DIFF_FORMATS.join(", ")}`);
+      return 2;
+    }
+    return planDiff(values.stack, values.diff, format, values["diff-out"]);
+  }
+  // Loaded here, not at the top: --diff plans in child processes and does not need Pulumi.
+  const { runProgram } = await import("../plan/run");
   const started = process.hrtime.bigint();
   const config = loadStackConfig(root, values.stack, values["stack-file"] && path.resolve(values["stack-file"]));
   const records = await runProgram(config);
   const { plan, files } = buildPlan(config.project, config.stack, records);
-
-  // Build the whole tree beside the destination, then swap it in: a failed plan never
-  // leaves a half-written folder behind, and a stale file from an earlier plan never lingers.
   const dest = path.resolve(values.out!, values.stack);
-  const staging = `${dest}.partial-${process.pid}`;
-  fs.rmSync(staging, { recursive: true, force: true });
-  for (const file of files) {
-    const target = path.join(staging, "hosts", file.host, file.path);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(target, file.content);
-  }
-  fs.mkdirSync(staging, { recursive: true });
-  fs.writeFileSync(path.join(staging, "plan.json"), JSON.stringify(plan, null, 2) + "\n");
-  fs.rmSync(dest, { recursive: true, force: true });
-  fs.renameSync(staging, dest);
+  writePlanFolder(dest, plan, files);
 
   if (values.stats) {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -68,6 +97,120 @@ async function main(): Promise<number> {
     `plan for stack ${config.stack}: ${plan.resources.length} resources, ${files.length} files on ${hosts.size} host(s) → ${path.relative(process.cwd(), dest) || dest}`,
   );
   return 0;
+}
+
+/**
+ * Writes a plan folder. Builds the whole tree beside the destination, then swaps it in:
+ * a failed plan never leaves a half-written folder behind, and a stale file from an
+ * earlier plan never lingers.
+ */
+function writePlanFolder(dest: string, plan: Plan, files: readonly PlannedFile[]): void {
+  const staging = `${dest}.partial-${process.pid}`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  for (const file of files) {
+    const target = path.join(staging, "hosts", file.host, file.path);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, file.content);
+  }
+  fs.mkdirSync(staging, { recursive: true });
+  fs.writeFileSync(path.join(staging, "plan.json"), JSON.stringify(plan, null, 2) + "\n");
+  fs.rmSync(dest, { recursive: true, force: true });
+  fs.renameSync(staging, dest);
+}
+
+const DIFF_FORMATS = ["markdown", "text", "json"] as const;
+type DiffFormat = (typeof DIFF_FORMATS)[number];
+const isDiffFormat = (f: string): f is DiffFormat => (DIFF_FORMATS as readonly string[]).includes(f);
+
+/**
+ * `--diff <ref>`: the report on stdout, or in `outFile`. When the diff cannot be made,
+ * `outFile` says so (and why) before the command fails: a pull-request comment must
+ * never keep showing the diff of an earlier push as if it were current.
+ */
+async function planDiff(stack: string, ref: string, format: DiffFormat, outFile: string | undefined): Promise<number> {
+  let result: { report: string; summary: string };
+  try {
+    result = await diffReport(stack, ref, format);
+  } catch (err) {
+    if (outFile) {
+      const message = err instanceof Error ? err.message : String(err);
+      fs.writeFileSync(outFile, renderDiffFailure(format, { stack, base: ref, head: "working tree" }, message));
+    }
+    throw err;
+  }
+  if (!outFile) {
+    // Flushed before main exits the process (stdout may be an asynchronous pipe).
+    await new Promise<void>((resolve) => process.stdout.write(result.report, () => resolve()));
+    return 0;
+  }
+  fs.writeFileSync(outFile, result.report);
+  console.log(`${result.summary} → ${outFile}`);
+  return 0;
+}
+
+/**
+ * Plans the stack at <ref> (that commit's own plan script) and in the working tree, in
+ * two child processes at once, and renders the difference. Both plans live in one
+ * scratch folder that is removed on every way out, Ctrl-C included; nothing is written
+ * under --out.
+ */
+async function diffReport(stack: string, ref: string, format: DiffFormat): Promise<{ report: string; summary: string }> {
+  // The name becomes a file name at the ref and here.
+  if (!/^[A-Za-z0-9_.-]+$/.test(stack) || stack.startsWith("."))
+    throw new PlanInputError(`--stack ${stack}: not a stack name (letters, digits, "-", "_", ".")`);
+  const at = resolveRef(root, ref);
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-diff-"));
+  const abort = new AbortController();
+  const cleanUp = () => {
+    abort.abort();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  };
+  process.on("exit", cleanUp);
+  const base = planAtRef({ root, at, stack, workDir: path.join(scratch, "base"), signal: abort.signal });
+  const head = planWorkingTree({ root, stack, workDir: path.join(scratch, "head"), signal: abort.signal });
+  const bothDone = Promise.allSettled([base, head]);
+  // On Ctrl-C, stop both plans and let them exit before their folder is removed (on
+  // "exit"): removed under a running plan, the folder would be written again.
+  const interrupted = (signal: NodeJS.Signals) => {
+    abort.abort();
+    const code = 128 + os.constants.signals[signal];
+    setTimeout(() => process.exit(code), 5000);
+    void bothDone.finally(() => process.exit(code));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  try {
+    const [before, after] = await Promise.all([base, head]);
+    if ("missing" in before && "missing" in after)
+      throw new PlanInputError(
+        `no stack ${stack}: Pulumi.${stack}.yaml exists neither in the working tree nor at ${refLabel(at)}`,
+      );
+    const read = (side: RefPlan) => ("dir" in side ? readPlanFolder(side.dir) : EMPTY_PLAN);
+    const diff = diffPlans(read(before), read(after));
+    const heading: DiffHeading = {
+      stack,
+      base: refLabel(at),
+      head: "working tree",
+      ...("missing" in before ? { baseMissing: before.missing } : {}),
+      ...("missing" in after ? { headMissing: after.missing } : {}),
+      command: `npm run plan -- --stack ${stack} --diff ${ref}`,
+    };
+    const report =
+      format === "json"
+        ? renderDiffJson(diff, heading)
+        : format === "text"
+          ? renderDiffText(diff, heading)
+          : renderDiffMarkdown(diff, heading);
+    const summary = `plan diff for stack ${stack} against ${heading.base}: ${diff.resources.length} resource(s), ${diff.files.length} file(s) differ`;
+    return { report, summary };
+  } finally {
+    abort.abort();
+    await bothDone;
+    cleanUp();
+    process.off("exit", cleanUp);
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+  }
 }
 
 main().then(
