@@ -147,7 +147,7 @@ describe("pod renderers: what matters", () => {
         assert.ok(!lines.some((l) => l.startsWith("dns ")));
         assert.ok(!caddy.some((l) => l.startsWith("Secret=")), "no token without DNS-01");
       } else {
-        assert.ok(lines.includes("dns cloudflare {env.CF_API_TOKEN}"));
+        assert.ok(lines.includes("dns cloudflare {$CF_API_TOKEN}"));
         assert.ok(!lines.includes("tls internal"));
         assert.deepEqual(
           caddy.filter((l) => l.startsWith("Secret=")),

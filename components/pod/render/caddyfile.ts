@@ -16,6 +16,7 @@ import {
   globalBlock,
   marshalCaddyfile,
   placeholder,
+  adaptTimeEnv,
   type CaddyNode,
   type Directive,
 } from "../../render/caddyfile";
@@ -98,6 +99,8 @@ function globalOptions(model: Model, service: Service): Directive {
       "the auth, read the token) through it; it does not share this container's /run.",
     ),
     directive(["admin", `unix/${CADDY_ADMIN_SOCKET}`]),
+    ...comment("Never write the loaded config (which holds the DNS token) to autosave.json."),
+    directive(["persist_config", "off"]),
     ...(model.tls.email ? [directive(["email", model.tls.email])] : []),
     ...comment("Envoy owns :80 and redirects; Caddy listens only on 443 inside the pod."),
     directive(["auto_https", "disable_redirects"]),
@@ -111,13 +114,23 @@ function globalOptions(model: Model, service: Service): Directive {
 }
 
 /** Certificate for the site: ACME DNS-01 through Cloudflare, or Caddy's local CA. */
-export function tlsDirective(model: Model): Directive {
+export function tlsDirective(model: Model, service: Service): Directive {
   const issuer = model.tls.issuer;
   switch (issuer) {
     case "cloudflare-dns":
-      // {env.*} is resolved when Caddy provisions, inside the container; the token is
-      // a podman secret and never appears in this file.
-      return directive("tls", [directive(["dns", "cloudflare", placeholder("env.CF_API_TOKEN")])]);
+      // {$CF_API_TOKEN} is substituted by the process that adapts this file inside the
+      // container: at start from the podman secret, on reload from the reload command's
+      // stdin, so a rotated token reaches a running Caddy without a restart. The token
+      // never appears in this file.
+      return directive("tls", [
+        directive(["dns", "cloudflare", adaptTimeEnv("CF_API_TOKEN")]),
+        ...(model.cloudflare.challengeZone
+          ? [
+              ...comment("_acme-challenge.<name> is a CNAME into the challenge zone, the only zone the token can edit."),
+              directive(["dns_challenge_override_domain", `${service.fqdn}.${model.cloudflare.challengeZone.name}`]),
+            ]
+          : []),
+      ]);
     case "internal":
       return directive(["tls", "internal"]);
     default: {
@@ -232,7 +245,7 @@ function siteRoute(model: Model, service: Service): Directive {
 }
 
 function siteBlock(model: Model, service: Service): Directive {
-  return directive(service.fqdn, [tlsDirective(model), accessLog(), ...publicPathsMatcher(service), siteRoute(model, service)]);
+  return directive(service.fqdn, [tlsDirective(model, service), accessLog(), ...publicPathsMatcher(service), siteRoute(model, service)]);
 }
 
 /**
