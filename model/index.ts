@@ -63,6 +63,9 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
+/** The pod's own containers are `<service>-app` and `<service>-caddy`. */
+const RESERVED_CONTAINERS = ["app", "caddy"];
+
 const RESERVED_PORTS: ReadonlyMap<number, string> = new Map([
   [80, "Envoy's HTTP listener"],
   [443, "Envoy's HTTPS listener"],
@@ -155,6 +158,19 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
       if (seenSecrets.has(secret)) problems.push(`${keyPath(at("secrets", i))}: ${secret} is listed twice`);
       seenSecrets.add(secret);
     });
+    for (const [cname, container] of Object.entries(svc.containers)) {
+      if (!NAME.test(cname) || RESERVED_CONTAINERS.includes(cname))
+        problems.push(
+          `${keyPath(at("containers", cname))}: container names must match [a-z0-9-] and not be ${RESERVED_CONTAINERS.join(" or ")}`,
+        );
+      container.secrets.forEach((ref, i) => {
+        const secret = ref.includes("=") ? ref.slice(ref.indexOf("=") + 1) : ref;
+        if (!svc.secrets.includes(secret))
+          problems.push(
+            `${keyPath(at("containers", cname, "secrets", i))}: ${secret} is not one of the service's secrets (services.${name}.secrets)`,
+          );
+      });
+    }
     if (svc.auth && !stack.authentik) {
       problems.push(`${keyPath(at("auth"))}: needs edgeplane:authentik, which names the service that runs Authentik`);
     }
@@ -269,6 +285,26 @@ function normalize(stack: ParsedStack): Model {
       volumes: [...s.volumes],
       limits: { ...s.limits },
       ...(s.tokenRotation ? { tokenRotation: s.tokenRotation } : {}),
+      ...(s.command ? { command: [...s.command] } : {}),
+      ...(Object.keys(s.containers).length > 0
+        ? {
+            containers: Object.entries(s.containers)
+              .sort(byName)
+              .map(([cname, c]) => ({
+                name: cname,
+                image: c.image,
+                ...(c.command ? { command: [...c.command] } : {}),
+                env: Object.entries(c.env).sort(byName),
+                secrets: c.secrets
+                  .map((ref): [string, string] => {
+                    const [envName, secret] = ref.split("=");
+                    return [envName!, secret ?? envName!];
+                  })
+                  .sort(byName),
+                volumes: [...c.volumes],
+              })),
+          }
+        : {}),
       ...(s.l7
         ? {
             l7: {

@@ -71,6 +71,21 @@ export const hostSchema = z
   })
   .strict();
 
+/** `ENV` (the service's generated secret of that name) or `ENV=NAME` (secret NAME, as env ENV). */
+const SECRET_REF = /^[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z_][A-Za-z0-9_]*)?$/;
+
+export const containerSchema = z
+  .object({
+    image,
+    command: z.array(z.string()).min(1, "must list at least one argument, or be omitted").optional(),
+    env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
+    secrets: z
+      .array(z.string().regex(SECRET_REF, "must be a secret of the service (NAME), or ENV=NAME to expose it under another name"))
+      .default([]),
+    volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
+  })
+  .strict();
+
 export const serviceSchema = z
   .object({
     host: z.string(),
@@ -89,6 +104,10 @@ export const serviceSchema = z
     env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
     secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
     volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
+    /** Arguments of the app container (Quadlet Exec=), after the image's entrypoint. */
+    command: z.array(z.string()).min(1, "must list at least one argument, or be omitted").optional(),
+    /** More containers in the pod (a worker, a database), sharing its network and secrets; never published. */
+    containers: z.record(z.string(), containerSchema).default({}),
     /** Any label; changing it mints a new Cloudflare token for this pod, swaps it in, then deletes the old one. */
     tokenRotation: z
       .string()

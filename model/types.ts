@@ -91,8 +91,24 @@ export interface Service {
   readonly volumes: readonly string[];
   readonly l7?: L7Settings;
   readonly limits: EdgeLimits;
+  /** Arguments of the app container, after the image's entrypoint. */
+  readonly command?: readonly string[];
+  /** Further containers in the pod, sorted by name. */
+  readonly containers?: readonly ExtraContainer[];
   /** Changing this label mints a new Cloudflare token for the pod (see SidecarPod). */
   readonly tokenRotation?: string;
+}
+
+/** A further container in a service's pod (a worker, a database): same network, never published. */
+export interface ExtraContainer {
+  /** Key under `containers`, [a-z0-9-]; the container is `<service>-<name>`. */
+  readonly name: string;
+  readonly image: string;
+  readonly command?: readonly string[];
+  readonly env: readonly (readonly [string, string])[];
+  /** [env name, name of the service's generated secret], sorted by env name. */
+  readonly secrets: readonly (readonly [string, string])[];
+  readonly volumes: readonly string[];
 }
 
 /** Per-service limits on its SNI chain at the ingress. */

@@ -338,6 +338,21 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ["edgeplane:authentik.flows.authorisation: unknown key"],
     ],
     [
+      "extra container with a reserved name, and one naming a secret the service does not have",
+      (c) =>
+        (c.services.grafana.containers = {
+          caddy: { image: "docker.io/library/busybox:1.36" },
+          renderer: {
+            image: "docker.io/grafana/grafana-image-renderer:3.11.0",
+            secrets: ["GF_SECURITY_SECRET_KEY", "TOKEN=RENDERER_TOKEN"],
+          },
+        }),
+      [
+        "edgeplane:services.grafana.containers.caddy: container names must match [a-z0-9-] and not be app or caddy",
+        "edgeplane:services.grafana.containers.renderer.secrets[1]: RENDERER_TOKEN is not one of the service's secrets (services.grafana.secrets)",
+      ],
+    ],
+    [
       "tailnet policy that is not an object",
       (c) => (c.tailscale = { policy: ["acls"] }),
       ["edgeplane:tailscale.policy: must be an object, got array"],

@@ -5,7 +5,7 @@
  */
 import { BLUEPRINTS_IN_CONTAINER, blueprintDir } from "../../authentik/render";
 import { caddyBindAddress, ingressHost } from "../../../model/topology";
-import type { Model, Service } from "../../../model/types";
+import type { ExtraContainer, Model, Service } from "../../../model/types";
 import { entry, marshalUnit, section, words, type UnitEntry, type UnitSection } from "../../render/unit";
 import {
   CADDY_CONTAINER_PORT,
@@ -109,7 +109,7 @@ export function renderCaddyContainerUnit(model: Model, service: Service): string
     case "cloudflare-dns":
       tokenSecret = [
         entry("Secret", `${cloudflareTokenSecretName(service)},type=env,target=CF_API_TOKEN`, [
-          "DNS-01 token, read by the Caddyfile as {env.CF_API_TOKEN}; the value lives only in podman's secret store.",
+          "DNS-01 token, read by the Caddyfile as {$CF_API_TOKEN}; the value lives only in podman's secret store.",
         ]),
       ];
       break;
@@ -160,11 +160,34 @@ export function renderAppContainerUnit(model: Model, service: Service): string {
         service.env.map(([name, value]) => entry("Environment", words(`${name}=${value}`))),
         service.secrets.map((envName) => envSecret(podmanSecretName(service, envName), envName)),
         service.volumes.map((spec) => entry("Volume", spec)),
+        service.command ? entry("Exec", words(...service.command)) : [],
         model.authentik?.service === service.name
           ? entry("Volume", `${blueprintDir(model)}:${BLUEPRINTS_IN_CONTAINER}:ro,Z`, [
               "edgeplane's Authentik blueprints (one per protected service, and the outpost's provider list).",
             ])
           : [],
+      ),
+      serviceSection(),
+      installSection(),
+    ],
+  });
+}
+
+/** `<name>-<container>.container`: a further container of the pod (a worker, a database), never published. */
+export function renderExtraContainerUnit(service: Service, container: ExtraContainer): string {
+  return marshalUnit({
+    origin: origin(service),
+    sections: [
+      section("Unit", entry("Description", `edgeplane ${service.name}: ${container.name}`)),
+      section(
+        "Container",
+        entry("ContainerName", `${service.name}-${container.name}`),
+        entry("Pod", podUnitNames(service).pod),
+        entry("Image", container.image),
+        container.env.map(([name, value]) => entry("Environment", words(`${name}=${value}`))),
+        container.secrets.map(([envName, secret]) => envSecret(podmanSecretName(service, secret), envName)),
+        container.volumes.map((spec) => entry("Volume", spec)),
+        container.command ? entry("Exec", words(...container.command)) : [],
       ),
       serviceSection(),
       installSection(),
@@ -180,5 +203,9 @@ export function renderPodUnits(model: Model, service: Service): [string, string]
     [names.caddyVolume, renderCaddyVolumeUnit(service)],
     [names.caddyContainer, renderCaddyContainerUnit(model, service)],
     [names.appContainer, renderAppContainerUnit(model, service)],
+    ...(service.containers ?? []).map((c): [string, string] => [
+      `${service.name}-${c.name}.container`,
+      renderExtraContainerUnit(service, c),
+    ]),
   ];
 }
