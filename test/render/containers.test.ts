@@ -82,6 +82,6 @@ describe("further containers in a pod", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-containers-"));
     for (const f of files.filter((x) => /\.(pod|container|volume)$/.test(x.path)))
       fs.writeFileSync(path.join(dir, path.basename(f.path)), f.content);
-    assert.equal(unitProblems(toolPath("quadlet"), dir, true), "");
+    assert.equal(unitProblems(toolPath("quadlet")!, dir, true), "");
   });
 });
