@@ -176,9 +176,32 @@ function outpostProxy(authentikFqdn: string): Directive {
 }
 
 /** Paths that bypass auth (health checks, webhooks): a named matcher on the site. */
-function publicPathsMatcher(service: Service): Directive[] {
+function publicPathsMatcher(service: Service): CaddyNode[] {
   if (!service.auth || service.publicPaths.length === 0) return [];
-  return [directive([PUBLIC_MATCHER, "path", ...service.publicPaths])];
+  return [
+    ...comment(
+      "Public paths are matched on the request target exactly as the client sent it, case-sensitively:",
+      "Caddy's `path` matcher ignores case, decodes %XX and merges //, so /API/health or /api/%68ealth",
+      "would match /api/health and reach the app unauthenticated. Any %, // or dot segment goes through auth.",
+    ),
+    directive([PUBLIC_MATCHER, "expression", publicPathsExpression(service.publicPaths)]),
+  ];
+}
+
+/**
+ * A CEL expression true only for a request target that is one of the public paths (a
+ * trailing `*` = that prefix, then only unreserved characters and `/`), with an
+ * optional query. Written without backslashes or braces (`[.]`, `[?]`,
+ * `ph(req, ...)`, Caddy's own spelling of a placeholder in CEL), so it needs no Caddyfile escaping.
+ */
+export function publicPathsExpression(publicPaths: readonly string[]): string {
+  const uri = "ph(req, 'http.request.uri')";
+  const literal = (text: string) => text.replace(/[.+()|^$]/g, (c) => `[${c}]`);
+  const alternatives = publicPaths.map((p) => (p.endsWith("*") ? `${literal(p.slice(0, -1))}[A-Za-z0-9._~/-]*` : literal(p)));
+  return (
+    `${uri}.matches('^(${alternatives.join("|")})([?][^#]*)?$') && ` +
+    `!${uri}.matches('^[^?]*(//|/[.][.]?(/|[?]|$)|%)')`
+  );
 }
 
 /**
