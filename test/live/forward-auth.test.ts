@@ -50,14 +50,14 @@ describe(
             "X-Authentik-Groups": "admins|ops",
             "X-Authentik-Email": "alice@example.org",
           });
-          return res.end();
-        }
-        if (req.url?.startsWith("/outpost.goauthentik.io/auth/caddy")) {
+          res.end();
+        } else if (req.url?.startsWith("/outpost.goauthentik.io/auth/caddy")) {
           res.writeHead(302, { Location: LOGIN });
-          return res.end();
+          res.end();
+        } else {
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end(`outpost ${req.url}`);
         }
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.end(`outpost ${req.url}`);
       });
       await new Promise<void>((resolve) => stub.listen(stubPort, "127.0.0.1", resolve));
       const model: Model = {
