@@ -198,10 +198,7 @@ export function publicPathsExpression(publicPaths: readonly string[]): string {
   const uri = "ph(req, 'http.request.uri')";
   const literal = (text: string) => text.replace(/[.+()|^$]/g, (c) => `[${c}]`);
   const alternatives = publicPaths.map((p) => (p.endsWith("*") ? `${literal(p.slice(0, -1))}[A-Za-z0-9._~/-]*` : literal(p)));
-  return (
-    `${uri}.matches('^(${alternatives.join("|")})([?][^#]*)?$') && ` +
-    `!${uri}.matches('^[^?]*(//|/[.][.]?(/|[?]|$)|%)')`
-  );
+  return `${uri}.matches('^(${alternatives.join("|")})([?][^#]*)?$') && ` + `!${uri}.matches('^[^?]*(//|/[.][.]?(/|[?]|$)|%)')`;
 }
 
 /**
@@ -268,7 +265,12 @@ function siteRoute(model: Model, service: Service): Directive {
 }
 
 function siteBlock(model: Model, service: Service): Directive {
-  return directive(service.fqdn, [tlsDirective(model, service), accessLog(), ...publicPathsMatcher(service), siteRoute(model, service)]);
+  return directive(service.fqdn, [
+    tlsDirective(model, service),
+    accessLog(),
+    ...publicPathsMatcher(service),
+    siteRoute(model, service),
+  ]);
 }
 
 /**
