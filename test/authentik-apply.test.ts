@@ -28,6 +28,7 @@ import {
 import { renderAppBlueprint } from "../components/authentik/render";
 import { installScript } from "../components/remote/script";
 import { fleet } from "./fixtures/models";
+import { fakeBin } from "./support/fakebin";
 
 const havePython = spawnSync("python3", ["--version"]).status === 0;
 if (!havePython && process.env.CI) throw new Error("python3 is needed to run the Authentik blueprint checks in CI");
@@ -59,17 +60,7 @@ function write(file: string, text: string, mode = 0o644): void {
   fs.writeFileSync(file, text, { mode });
 }
 
-write(
-  path.join(bin, "sudo"),
-  `#!/bin/sh
-# test double for sudo: drop -n and -u USER, make chown a no-op, run the rest
-while [ $# -gt 0 ]; do case "$1" in -n) shift ;; -u) shift 2 ;; *) break ;; esac; done
-[ "$1" = chown ] && exit 0
-exec "$@"
-`,
-  0o755,
-);
-write(path.join(bin, "id"), `#!/bin/sh\necho 1000\n`, 0o755);
+fakeBin(bin);
 write(
   path.join(bin, "podman"),
   `#!/usr/bin/env bash

@@ -10,9 +10,9 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { BEGIN_MARKER, END_MARKER, renderHostsBlock, spliceHostsScript } from "../components/hosts/render";
 import { fleet } from "./fixtures/models";
+import { fakeBin } from "./support/fakebin";
 
-const bin = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-fakebin-"));
-fs.writeFileSync(path.join(bin, "sudo"), `#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n`, { mode: 0o755 });
+const bin = fakeBin();
 
 const OPERATOR_LINES = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n10.0.0.5\tnas.lan\n";
 

@@ -11,20 +11,9 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { asServiceUser, installScript, quadletValidator, removeScript, shQuote } from "../components/remote/script";
 import { haveTool, toolPath } from "./support/tools";
+import { fakeBin } from "./support/fakebin";
 
-const bin = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-fakebin-"));
-fs.writeFileSync(
-  path.join(bin, "sudo"),
-  `#!/bin/sh
-# test double for sudo: drop -n and -u USER, make chown a no-op, run the rest
-while [ $# -gt 0 ]; do case "$1" in -n) shift ;; -u) shift 2 ;; *) break ;; esac; done
-[ "$1" = chown ] && exit 0
-exec "$@"
-`,
-  { mode: 0o755 },
-);
-// asServiceUser calls `id -u <user>` for the runtime directory; the test user is us.
-fs.writeFileSync(path.join(bin, "id"), `#!/bin/sh\necho 1000\n`, { mode: 0o755 });
+const bin = fakeBin();
 
 function run(script: string, stdin: string) {
   const result = spawnSync("sh", ["-c", script], {
