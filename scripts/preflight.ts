@@ -1,36 +1,11 @@
 /**
- * npm run preflight -- --stack <name> [--stack-file <file>]
+ * npm run preflight -- --stack <name> [--stack-file <file>] [--cloudflare-api <url>] [--tailscale-api <url>]
  *
- * Checks, before anything is created, that the Cloudflare credential in
- * CLOUDFLARE_API_TOKEN can do what the stack needs. Exit 0 when every check passed, 1
- * otherwise. CLOUDFLARE_API_BASE_URL overrides the API address (for tests).
+ * Before a stack's first `pulumi up`: can the credentials the providers will use
+ * (CLOUDFLARE_API_TOKEN, optionally TAILSCALE_API_KEY or an OAuth client) do what the
+ * stack needs? Reads only; exit 0 when every check passed, 1 otherwise. The checks
+ * live in preflight/.
  */
-import path from "node:path";
-import { parseArgs } from "node:util";
-import { ConfigError } from "../model";
-import { loadStackConfig, PlanInputError } from "../plan/config";
-import { formatChecks, preflight } from "../preflight";
+import { main } from "../preflight/cli";
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { stack: { type: "string" }, "stack-file": { type: "string" } } });
-  if (!values.stack) {
-    console.error("usage: npm run preflight -- --stack <name> [--stack-file <file>]");
-    return 2;
-  }
-  const root = path.join(__dirname, "..");
-  try {
-    const config = loadStackConfig(root, values.stack, values["stack-file"] && path.resolve(values["stack-file"]));
-    const checks = await preflight(config, process.env);
-    console.log(formatChecks(checks));
-    return checks.every((c) => c.ok) ? 0 : 1;
-  } catch (err) {
-    if (err instanceof ConfigError || err instanceof PlanInputError) {
-      console.error(err.message);
-      return 1;
-    }
-    console.error(`preflight: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  }
-}
-
-main().then((code) => process.exit(code));
+main(process.argv.slice(2)).then((code) => process.exit(code));
