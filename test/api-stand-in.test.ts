@@ -173,6 +173,10 @@ describe("Cloudflare DNS records", () => {
       "7000 No route for that URI",
     ]);
 
+    // A `cloudflare:baseUrl` without /client/v4 does not reach the API, as on api.cloudflare.com.
+    const noPrefix = await call("GET", `${api.tailscaleBaseUrl}/zones/${ZONE}/dns_records`, { token: api.token });
+    assert.equal(noPrefix.status, 404);
+
     const anonymous = await cf("GET", `/zones/${ZONE}/dns_records`, { token: null });
     assert.equal(anonymous.status, 400);
     assert.deepEqual(errors(anonymous), ["9106 Missing X-Auth-Key, X-Auth-Email or Authorization headers"]);

@@ -628,8 +628,10 @@ export async function startApiStandIn(options: ApiStandInOptions = {}): Promise<
   }
 
   function cloudflare(method: string, url: URL, req: http.IncomingMessage, body: unknown): [Answer, string] {
-    const path = url.pathname.replace(/^\/client\/v4/, "");
     const full = url.pathname;
+    // Only under /client/v4, as api.cloudflare.com: a `cloudflare:baseUrl` without it fails here too.
+    if (!full.startsWith("/client/v4/")) throw cfError(404, [7000, "No route for that URI"]);
+    const path = full.slice("/client/v4".length);
     const verify = path === "/user/tokens/verify" || /^\/accounts\/[^/]+\/tokens\/verify$/.test(path);
     const caller = cfCaller(req, verify);
     const who = caller.id;
