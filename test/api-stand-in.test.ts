@@ -460,6 +460,12 @@ describe("Tailscale policy file", () => {
       headers: { authorization: basic(api.tailscaleApiKey), "content-type": "application/hujson" },
     });
     assert.deepEqual(validate.json, {});
+    // Comments and trailing commas go; the same characters inside strings stay.
+    const tricky = '/* a */ {"groups": {"group:g": ["x, ]@example.org", "//y@example.org",], }, // b\n}';
+    assert.equal((await set(tricky)).status, 200);
+    const json = await call("GET", acl(), { headers: { authorization: basic(api.tailscaleApiKey) } });
+    assert.deepEqual(json.json, { groups: { "group:g": ["x, ]@example.org", "//y@example.org"] } });
+
     assert.equal((await set("")).status, 200);
     assert.equal(api.state().policy.isDefault, true);
     assert.equal((await set(policy(7), "ts-default")).status, 200);

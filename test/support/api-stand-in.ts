@@ -330,6 +330,22 @@ const ok = (result: unknown, resultInfo?: unknown): Answer => ({
 
 /** HuJSON (JSON with comments and trailing commas, github.com/tailscale/hujson) to plain JSON text. */
 export function standardizeHuJSON(text: string): string {
+  /** The index of the next character that is neither blank nor in a comment. */
+  const significant = (from: number): number => {
+    let k = from;
+    for (;;) {
+      while (k < text.length && /\s/.test(text[k]!)) k++;
+      if (text.startsWith("//", k)) {
+        while (k < text.length && text[k] !== "\n") k++;
+      } else if (text.startsWith("/*", k)) {
+        const end = text.indexOf("*/", k + 2);
+        if (end < 0) throw new Error("unterminated block comment");
+        k = end + 2;
+      } else {
+        return k;
+      }
+    }
+  };
   let out = "";
   let i = 0;
   while (i < text.length) {
@@ -339,19 +355,16 @@ export function standardizeHuJSON(text: string): string {
       while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
       out += text.slice(i, j + 1);
       i = j + 1;
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-    } else if (c === "/" && text[i + 1] === "*") {
-      const end = text.indexOf("*/", i + 2);
-      if (end < 0) throw new Error("unterminated block comment");
-      i = end + 2;
+    } else if (c === "/" && (text[i + 1] === "/" || text[i + 1] === "*")) {
+      i = significant(i);
+    } else if (c === "," && "]}".includes(text[significant(i + 1)] ?? "")) {
+      i++; // a trailing comma
     } else {
       out += c;
       i++;
     }
   }
-  // A comma followed only by whitespace before a closing bracket is HuJSON's trailing comma.
-  return out.replace(/,(\s*[\]}])/g, "$1");
+  return out;
 }
 
 /** Parses a policy file; throws with the parser's message when it is not HuJSON. */
