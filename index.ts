@@ -35,10 +35,18 @@ const sshPrivateKey = config.requireSecret("sshPrivateKey");
 const connections = new Map<string, Connection>(
   platform.hosts.map((host) => [
     host.name,
-    // One stable object per host: a spurious connection diff would re-run every
-    // command on the host (LESSONS.md 8). Only the key is secret, so a preview still
-    // shows which host and user a command targets.
-    { host: host.ssh.host, port: host.ssh.port, user: host.ssh.user, privateKey: sshPrivateKey },
+    // One stable object per host: a changed connection re-runs every command on the
+    // host (pulumi/pulumi-command#447). Only the private key is secret, so a preview
+    // still shows which host, user and pinned host key a command uses. With hostKey the
+    // provider accepts only a server holding that key; without it (insecureSkipHostKeyCheck)
+    // it accepts any (pulumi-command provider/pkg/provider/remote/connection.go, SSHConfig).
+    {
+      host: host.ssh.host,
+      port: host.ssh.port,
+      user: host.ssh.user,
+      privateKey: sshPrivateKey,
+      ...(host.ssh.hostKey ? { hostKey: host.ssh.hostKey } : {}),
+    },
   ]),
 );
 const connectionTo = (hostName: string): Connection => {

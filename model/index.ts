@@ -266,7 +266,7 @@ function normalize(stack: ParsedStack): Model {
       ...(h.publicIPv6 ? { publicIPv6: h.publicIPv6 } : {}),
       tailnetIP: h.tailnetIP,
       ...(h.egressIPs ? { egressIPs: [...new Set(h.egressIPs)].sort() } : {}),
-      ssh: { host: h.ssh.host, user: h.ssh.user, port: h.ssh.port },
+      ssh: { host: h.ssh.host, user: h.ssh.user, port: h.ssh.port, ...(h.ssh.hostKey ? { hostKey: h.ssh.hostKey } : {}) },
     }));
   const services: Service[] = Object.entries(stack.services)
     .sort(byName)

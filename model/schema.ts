@@ -5,6 +5,7 @@
  * validate.ts, because they need the whole config at once.
  */
 import { z } from "zod";
+import { parseHostKey } from "./hostKey";
 
 /** Config keys that name hosts and services: they become unit, user and DNS labels. */
 export const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -56,8 +57,35 @@ export const sshSchema = z
     host: z.string().min(1, "must not be empty"),
     user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a Linux user name"),
     port: port.default(22),
+    /** The host's SSH public key (`ssh-ed25519 AAAA…`); every connection accepts only a server that holds it. */
+    hostKey: z
+      .string()
+      .transform((line, ctx) => {
+        const parsed = parseHostKey(line);
+        if (parsed.ok) return parsed.key;
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.problem });
+        return z.NEVER;
+      })
+      .optional(),
+    /** Connect without checking the host key (a first bootstrap only): whoever answers gets the secrets. */
+    insecureSkipHostKeyCheck: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .superRefine((ssh, ctx) => {
+    if (ssh.hostKey === undefined && !ssh.insecureSkipHostKeyCheck)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["hostKey"],
+        message:
+          "is required: the host's SSH public key (ssh-ed25519 AAAA…; `npm run preflight` prints it), so that secrets are sent only to this host; to connect unchecked for a first bootstrap, set insecureSkipHostKeyCheck: true instead",
+      });
+    if (ssh.hostKey !== undefined && ssh.insecureSkipHostKeyCheck)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["insecureSkipHostKeyCheck"],
+        message: "contradicts hostKey: the key is pinned, so remove insecureSkipHostKeyCheck",
+      });
+  });
 
 export const hostSchema = z
   .object({

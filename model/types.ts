@@ -13,6 +13,11 @@ export interface SshTarget {
   readonly host: string;
   readonly user: string;
   readonly port: number;
+  /**
+   * The host's SSH public key, `<type> <base64>`, checked by every connection. Absent
+   * only when the operator set `insecureSkipHostKeyCheck` (a first bootstrap).
+   */
+  readonly hostKey?: string;
 }
 
 export interface Host {

@@ -22,6 +22,19 @@ export interface RecordedResource {
   readonly importId: string | null;
   /** Input names whose change replaces the resource rather than updating it. */
   readonly replaceOnChanges: string[];
+  /**
+   * Where a remote command connects: its `connection` without the credentials. The SDK
+   * makes the whole connection secret (so `inputs` shows "[secret]"); host, port, user
+   * and the pinned host key are not, and tests check them here.
+   */
+  readonly sshTarget: SshTargetRecord | null;
+}
+
+export interface SshTargetRecord {
+  readonly host: unknown;
+  readonly port: unknown;
+  readonly user: unknown;
+  readonly hostKey: unknown;
 }
 
 /** The marker Pulumi's RPC layer puts on a secret value (sdk/nodejs/runtime/rpc.ts). */
@@ -37,6 +50,20 @@ export function redactSecrets(value: unknown): unknown {
     return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, redactSecrets(v)]));
   }
   return value;
+}
+
+/** A connection's non-secret fields, looked up inside the secret the SDK wraps it in. */
+function sshTargetOf(inputs: Record<string, unknown>): SshTargetRecord | null {
+  let connection = inputs.connection as Record<string, unknown> | undefined;
+  if (connection && connection[SECRET_SIG] === SECRET_VALUE_SIG) connection = connection.value as Record<string, unknown>;
+  if (!connection || typeof connection !== "object") return null;
+  const plain = (v: unknown) => (v !== null && typeof v === "object" ? SECRET_PLACEHOLDER : (v ?? null));
+  return {
+    host: plain(connection.host),
+    port: plain(connection.port),
+    user: plain(connection.user),
+    hostKey: plain(connection.hostKey),
+  };
 }
 
 function nameFromUrn(urn: string): string | null {
@@ -78,12 +105,14 @@ const mocks: pulumi.runtime.Mocks = {
 function record(monitor: MockMonitor, into: RecordedResource[]): void {
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, callback: (err: any, res: any) => void) => {
+    const inputs = pulumi.runtime.deserializeProperties(req.getObject()) as Record<string, unknown>;
     into.push({
       type: req.getType(),
       name: req.getName(),
       parent: nameFromUrn(req.getParent()),
       custom: req.getCustom(),
-      inputs: redactSecrets(pulumi.runtime.deserializeProperties(req.getObject())) as Record<string, unknown>,
+      inputs: redactSecrets(inputs) as Record<string, unknown>,
+      sshTarget: sshTargetOf(inputs),
       dependsOn: (req.getDependenciesList() as string[]).map((u) => nameFromUrn(u) ?? u).sort(),
       importId: req.getImportid() || null,
       replaceOnChanges: [...(req.getReplaceonchangesList() as string[])].sort(),

@@ -11,7 +11,7 @@ import { redact } from "./check";
 import { formatReport, passed, PreflightInputError, runPreflight } from "./index";
 
 export const USAGE =
-  "usage: npm run preflight -- --stack <name> [--stack-file <Pulumi.<name>.yaml>] [--cloudflare-api <url>] [--tailscale-api <url>]";
+  "usage: npm run preflight -- --stack <name> [--stack-file <Pulumi.<name>.yaml>] [--cloudflare-api <url>] [--tailscale-api <url>] [--skip-ssh]";
 
 export interface Output {
   out(text: string): void;
@@ -26,7 +26,13 @@ export async function main(
   io: Output = console_,
   root = path.join(__dirname, ".."),
 ): Promise<number> {
-  let values: { stack?: string; "stack-file"?: string; "cloudflare-api"?: string; "tailscale-api"?: string };
+  let values: {
+    stack?: string;
+    "stack-file"?: string;
+    "cloudflare-api"?: string;
+    "tailscale-api"?: string;
+    "skip-ssh"?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -37,6 +43,8 @@ export async function main(
         // API addresses (a local stand-in in tests); default: the providers' own settings.
         "cloudflare-api": { type: "string" },
         "tailscale-api": { type: "string" },
+        // No host's SSH address is reachable from here (a CI runner off the tailnet).
+        "skip-ssh": { type: "boolean" },
       },
       strict: true,
     }));
@@ -57,6 +65,7 @@ export async function main(
     const report = await runPreflight(config, env, {
       ...(values["cloudflare-api"] ? { cloudflareApi: values["cloudflare-api"] } : {}),
       ...(values["tailscale-api"] ? { tailscaleApi: values["tailscale-api"] } : {}),
+      ...(values["skip-ssh"] ? { skipSsh: true } : {}),
     });
     io.out(redact(formatReport(report), envSecrets));
     return passed(report) ? 0 : 1;

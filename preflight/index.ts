@@ -14,6 +14,7 @@ import { tailnetPolicyProblems } from "../components/tailnet/render";
 import { SECRET_PLACEHOLDER, type StackConfig } from "../plan/config";
 import { failed, fail, formatChecks, redact, skip, warn, type Check } from "./check";
 import { checkCloudflare, CloudflareApi, DEFAULT_CLOUDFLARE_API, type CloudflareNeeds, type ZoneNeed } from "./cloudflare";
+import { checkHostKeys } from "./ssh";
 import { checkTailscale, DEFAULT_TAILSCALE_API, type TailscaleCredential } from "./tailscale";
 
 export { formatChecks, type Check } from "./check";
@@ -87,6 +88,8 @@ export interface PreflightOptions {
   readonly cloudflareApi?: string;
   /** Overrides the Tailscale API address. */
   readonly tailscaleApi?: string;
+  /** Leaves the SSH host keys unchecked (no host reachable from where preflight runs). */
+  readonly skipSsh?: boolean;
 }
 
 export interface PreflightReport {
@@ -254,6 +257,10 @@ export async function runPreflight(
       ),
     );
   }
+
+  checks.push(
+    ...(options.skipSsh ? [skip("SSH host keys: not checked (--skip-ssh)")] : await checkHostKeys(model.hosts, config.stack)),
+  );
 
   return {
     heading: `preflight for stack ${config.stack}: Cloudflare API ${cfBase}, token from ${cf.source}`,

@@ -5,6 +5,7 @@
  * resources a one-service change (an image bump) touches. `--sizes 10,100` picks sizes.
  */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +17,13 @@ import type { Plan } from "../plan/manifest";
 const root = path.join(__dirname, "..");
 const SERVICES_PER_HOST = 100;
 
+/** A well-formed Ed25519 public-key line derived from `seed` (RFC 8709 §4 wire format); no private key exists for it. */
+function exampleHostKey(seed: string): string {
+  const field = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+  const blob = Buffer.concat([field(Buffer.from("ssh-ed25519")), field(createHash("sha256").update(seed).digest())]);
+  return `ssh-ed25519 ${blob.toString("base64")}`;
+}
+
 /** A stack of `n` services spread over hosts, with the mix of features a real one has. */
 export function generateStack(n: number, imageOf: (i: number) => string = () => "docker.io/traefik/whoami:v1.10.3") {
   const hostCount = Math.max(1, Math.ceil(n / SERVICES_PER_HOST));
@@ -24,7 +32,7 @@ export function generateStack(n: number, imageOf: (i: number) => string = () => 
     hosts[`host-${h}`] = {
       ...(h === 0 ? { ingress: true, publicIPv4: "203.0.113.10", publicIPv6: "2001:db8::10" } : {}),
       tailnetIP: `100.64.${Math.floor(h / 250)}.${(h % 250) + 1}`,
-      ssh: { host: `100.64.${Math.floor(h / 250)}.${(h % 250) + 1}`, user: "deploy" },
+      ssh: { host: `100.64.${Math.floor(h / 250)}.${(h % 250) + 1}`, user: "deploy", hostKey: exampleHostKey(`host-${h}`) },
     };
   }
   const services: Record<string, unknown> = {

@@ -1,10 +1,10 @@
 /**
- * npm run preflight -- --stack <name> [--stack-file <file>] [--cloudflare-api <url>] [--tailscale-api <url>]
+ * npm run preflight -- --stack <name> [--stack-file <file>] [--cloudflare-api <url>] [--tailscale-api <url>] [--skip-ssh]
  *
  * Before a stack's first `pulumi up`: can the credentials the providers will use
  * (CLOUDFLARE_API_TOKEN, optionally TAILSCALE_API_KEY or an OAuth client) do what the
- * stack needs? Reads only; exit 0 when every check passed, 1 otherwise. The checks
- * live in preflight/.
+ * stack needs, and does each host's SSH address present the pinned host key? Reads
+ * only; exit 0 when every check passed, 1 otherwise. The checks live in preflight/.
  */
 import { main } from "../preflight/cli";
 

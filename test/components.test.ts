@@ -4,7 +4,9 @@
  * create. Pulumi's runtime is process-global: one program run per test file.
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
+import YAML from "yaml";
 import { before, describe, it } from "node:test";
 import { loadStackConfig, SECRET_PLACEHOLDER } from "../plan/config";
 import { runProgram, type RecordedResource } from "../plan/run";
@@ -115,6 +117,24 @@ describe("SidecarPod", () => {
       // It carries the private key; @pulumi/command keeps the whole connection secret.
       assert.equal(cmd.inputs.connection, SECRET_PLACEHOLDER, `${cmd.name}: the connection must be secret`);
     }
+  });
+
+  it("connects every command only to a server holding the host's pinned key", () => {
+    const hosts = YAML.parse(fs.readFileSync(path.join(__dirname, "stacks", "contract.yaml"), "utf8")).config["edgeplane:hosts"];
+    const expected = Object.values<{ ssh: { host: string; port?: number; user: string; hostKey: string } }>(hosts).map(
+      ({ ssh }) => ({ host: ssh.host, port: ssh.port ?? 22, user: ssh.user, hostKey: ssh.hostKey }),
+    );
+    const commands = records.filter((r) => r.type.startsWith("command:remote:"));
+    assert.ok(commands.length > 0);
+    const seen = new Set<string>();
+    for (const cmd of commands) {
+      assert.ok(
+        expected.some((e) => JSON.stringify(e) === JSON.stringify(cmd.sshTarget)),
+        `${cmd.name} connects to ${JSON.stringify(cmd.sshTarget)}, which pins no configured host key`,
+      );
+      seen.add(String(cmd.sshTarget?.host));
+    }
+    assert.deepEqual([...seen].sort(), expected.map((e) => e.host).sort());
   });
 
   it("restarts a pod after its files and secrets, and only when a unit or secret changes", () => {

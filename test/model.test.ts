@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildModel, ConfigError } from "../model";
+import { EDGE_HOST_KEY, GPU_HOST_KEY } from "./fixtures/models";
 
 /** A valid config written straight from the contract in DESIGN.md. */
 function validConfig(): any {
@@ -14,9 +15,9 @@ function validConfig(): any {
         publicIPv4: "203.0.113.10",
         publicIPv6: "2001:db8::10",
         tailnetIP: "100.64.0.1",
-        ssh: { host: "100.64.0.1", user: "deploy" },
+        ssh: { host: "100.64.0.1", user: "deploy", hostKey: EDGE_HOST_KEY },
       },
-      gpu: { tailnetIP: "100.64.0.2", ssh: { host: "100.64.0.2", user: "deploy" } },
+      gpu: { tailnetIP: "100.64.0.2", ssh: { host: "100.64.0.2", user: "deploy", hostKey: GPU_HOST_KEY } },
     },
     services: {
       grafana: {
@@ -83,6 +84,30 @@ describe("buildModel on a valid config", () => {
       [22, 22],
     );
     assert.equal(model.services.find((s) => s.name === "vllm")?.exposure, "public");
+  });
+
+  it("keeps each host's pinned SSH key as <type> <base64>, without the comment", () => {
+    const m = buildModel(
+      (() => {
+        const c = validConfig();
+        c.hosts.edge.ssh.hostKey = `  ${EDGE_HOST_KEY}  root@edge `;
+        return c;
+      })(),
+    );
+    assert.deepEqual(
+      m.hosts.map((h) => [h.name, h.ssh.hostKey]),
+      [
+        ["edge", EDGE_HOST_KEY],
+        ["gpu", GPU_HOST_KEY],
+      ],
+    );
+  });
+
+  it("leaves a host unpinned only with the explicit opt-out", () => {
+    const c = validConfig();
+    c.hosts.gpu.ssh = { host: "100.64.0.2", user: "deploy", insecureSkipHostKeyCheck: true };
+    const gpu = buildModel(c).hosts.find((h) => h.name === "gpu")!;
+    assert.deepEqual(gpu.ssh, { host: "100.64.0.2", user: "deploy", port: 22 });
   });
 
   it("sorts hosts and services by name whatever the config order", () => {
@@ -356,6 +381,51 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       "tailnet policy that is not an object",
       (c) => (c.tailscale = { policy: ["acls"] }),
       ["edgeplane:tailscale.policy: must be an object, got array"],
+    ],
+    [
+      "host without a pinned SSH host key",
+      (c) => delete c.hosts.gpu.ssh.hostKey,
+      [
+        "edgeplane:hosts.gpu.ssh.hostKey: is required: the host's SSH public key (ssh-ed25519 AAAA…; `npm run preflight` prints it), so that secrets are sent only to this host; to connect unchecked for a first bootstrap, set insecureSkipHostKeyCheck: true instead",
+      ],
+    ],
+    [
+      "host key and the opt-out together",
+      (c) => (c.hosts.gpu.ssh.insecureSkipHostKeyCheck = true),
+      [
+        "edgeplane:hosts.gpu.ssh.insecureSkipHostKeyCheck: contradicts hostKey: the key is pinned, so remove insecureSkipHostKeyCheck",
+      ],
+    ],
+    [
+      "host key in known_hosts form (host name first)",
+      (c) => (c.hosts.gpu.ssh.hostKey = `100.64.0.2 ${GPU_HOST_KEY}`),
+      [
+        `edgeplane:hosts.gpu.ssh.hostKey: starts with "100.64.0.2", which is not a key type; drop the host name (ssh-keyscan and known_hosts put it first): use "${GPU_HOST_KEY}"`,
+      ],
+    ],
+    [
+      "RSA host key",
+      (c) => (c.hosts.gpu.ssh.hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"),
+      [
+        "edgeplane:hosts.gpu.ssh.hostKey: ssh-rsa is not accepted: pinned, it limits the connection to SHA-1 RSA signatures, which OpenSSH 8.8+ refuses; pin the host's Ed25519 key (/etc/ssh/ssh_host_ed25519_key.pub)",
+      ],
+    ],
+    [
+      "truncated host key",
+      (c) => (c.hosts.gpu.ssh.hostKey = GPU_HOST_KEY.slice(0, -8)),
+      ["edgeplane:hosts.gpu.ssh.hostKey: the key data is not a well-formed ssh-ed25519 key (truncated or copied wrong?)"],
+    ],
+    [
+      "host key whose type does not match its data",
+      (c) => (c.hosts.gpu.ssh.hostKey = GPU_HOST_KEY.replace("ssh-ed25519", "ecdsa-sha2-nistp256")),
+      ["edgeplane:hosts.gpu.ssh.hostKey: the key data is a ssh-ed25519 key, but the line says ecdsa-sha2-nistp256"],
+    ],
+    [
+      "host key that is not a key",
+      (c) => (c.hosts.gpu.ssh.hostKey = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"),
+      [
+        "edgeplane:hosts.gpu.ssh.hostKey: must be an OpenSSH public key line, such as ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA… (the host's /etc/ssh/ssh_host_ed25519_key.pub)",
+      ],
     ],
   ];
 

@@ -127,7 +127,10 @@ describe("many hosts", () => {
   it("gives a host with no services nothing, and every other host only its own services' files", () => {
     const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.spare.yaml");
     const doc = YAML.parse(fs.readFileSync(path.join(__dirname, "stacks", "contract.yaml"), "utf8"));
-    doc.config["edgeplane:hosts"].spare = { tailnetIP: "100.100.1.9", ssh: { host: "100.100.1.9", user: "ops" } };
+    doc.config["edgeplane:hosts"].spare = {
+      tailnetIP: "100.100.1.9",
+      ssh: { host: "100.100.1.9", user: "ops", insecureSkipHostKeyCheck: true },
+    };
     fs.writeFileSync(stackFile, YAML.stringify(doc));
     const run = plan(["--stack", "spare", "--stack-file", stackFile]);
     assert.equal(run.code, 0, run.stderr);

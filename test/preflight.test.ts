@@ -166,12 +166,16 @@ interface Run {
   sent: LoggedRequest[];
 }
 
-/** Runs preflight in-process, as the CLI does, with an environment of only what is given. */
+/**
+ * Runs preflight in-process, as the CLI does, with an environment of only what is given.
+ * The example stacks' hosts are not reachable here: the SSH step has its own tests
+ * (test/preflight-ssh.test.ts, against a real sshd).
+ */
 async function preflight(env: NodeJS.ProcessEnv, args = ["--stack", "prod"]): Promise<Run> {
   const first = api.state().requests.length;
   let out = "";
   const code = await main(
-    args,
+    [...args, "--skip-ssh"],
     { CLOUDFLARE_API_BASE_URL: cfApi, TAILSCALE_BASE_URL: tsApi, ...env },
     {
       out: (t) => (out += `${t}\n`),
@@ -569,11 +573,11 @@ describe("scripts/preflight.ts, as npm runs it", () => {
   }
 
   it("exits 0 for a good token and 1 for a bad one, printing neither", async () => {
-    const good = await run({ CLOUDFLARE_API_TOKEN: T.good }, ["--stack", "prod"]);
+    const good = await run({ CLOUDFLARE_API_TOKEN: T.good }, ["--stack", "prod", "--skip-ssh"]);
     assert.equal(good.code, 0, good.out);
     assert.match(good.out, /^preflight passed/m);
     assertNoSecret(good.out);
-    const bad = await run({ CLOUDFLARE_API_TOKEN: T.otherZone }, ["--stack", "prod"]);
+    const bad = await run({ CLOUDFLARE_API_TOKEN: T.otherZone }, ["--stack", "prod", "--skip-ssh"]);
     assert.equal(bad.code, 1, bad.out);
     assert.match(bad.out, /^FAIL  zone 0123456789abcdef0123456789abcdef \(edgeplane:cloudflare\.zoneId\) is not readable/m);
     assertNoSecret(bad.out);

@@ -10,6 +10,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { renderPodFiles } from "../../components/pod/render";
 import { buildModel } from "../../model";
+import { EDGE_HOST_KEY } from "../fixtures/models";
 import { sectionLines } from "../support/units";
 import { haveTool, toolPath } from "../support/tools";
 import { unitProblems } from "../support/validators";
@@ -18,7 +19,14 @@ const model = buildModel({
   domain: "example.org",
   cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
   tls: { issuer: "internal" },
-  hosts: { edge: { ingress: true, publicIPv4: "203.0.113.10", tailnetIP: "100.64.0.1", ssh: { host: "edge", user: "ops" } } },
+  hosts: {
+    edge: {
+      ingress: true,
+      publicIPv4: "203.0.113.10",
+      tailnetIP: "100.64.0.1",
+      ssh: { host: "edge", user: "ops", hostKey: EDGE_HOST_KEY },
+    },
+  },
   services: {
     auth: {
       host: "edge",
