@@ -5,6 +5,7 @@
  * validate.ts, because they need the whole config at once.
  */
 import { z } from "zod";
+import { DEFAULT_CADDY_IMAGE } from "./caddy-version";
 
 /** Config keys that name hosts and services: they become unit, user and DNS labels. */
 export const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -205,7 +206,7 @@ export const stackSchema = z
     images: z
       .object({
         envoy: image.default("docker.io/envoyproxy/envoy:v1.36.2"),
-        caddy: image.default("ghcr.io/caddybuilds/caddy-cloudflare:2.11.2"),
+        caddy: image.default(DEFAULT_CADDY_IMAGE),
       })
       .strict()
       .default({}),
