@@ -5,6 +5,7 @@
  * validate.ts, because they need the whole config at once.
  */
 import { z } from "zod";
+import { DEFAULT_CADDY_IMAGE } from "./caddy-version";
 import { parseHostKey } from "./hostKey";
 
 /** Config keys that name hosts and services: they become unit, user and DNS labels. */
@@ -39,7 +40,25 @@ const count = (min: number, max: number) =>
     .min(min, `must be between ${min} and ${max}`)
     .max(max, `must be between ${min} and ${max}`);
 const slug = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a flow slug such as default-provider-invalidation-flow");
-const envValue = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v));
+/** C0 controls (newline and NUL included) and DEL: no unit file line can hold one. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const NO_CONTROL = "must not contain a newline, tab or other control character (a systemd unit line cannot hold one)";
+const envValue = z
+  .union([z.string(), z.number(), z.boolean()])
+  .transform((v) => String(v))
+  .refine((v) => !CONTROL.test(v), NO_CONTROL);
+/**
+ * One argument of a container's command (Quadlet `Exec=`). Quadlet copies the words
+ * into the service's ExecStart=, writing a word bare unless it has whitespace, a quote
+ * or a backslash; a bare lone `;` there separates two commands, which systemd refuses
+ * for the Type=notify service Quadlet generates, so the unit would never start. Every
+ * other character is quoted or escaped by the unit renderer (components/render/unit.ts).
+ */
+const commandWord = z
+  .string()
+  .refine((w) => !CONTROL.test(w), NO_CONTROL)
+  .refine((w) => w !== ";", 'must not be a lone ";": systemd reads it as a command separator in ExecStart= and refuses the unit');
+const command = z.array(commandWord).min(1, "must list at least one argument, or be omitted").optional();
 
 function isAddressOrRange(value: string): boolean {
   const [address, bits, ...rest] = value.split("/");
@@ -105,7 +124,7 @@ const SECRET_REF = /^[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z_][A-Za-z0-9_]*)?$/;
 export const containerSchema = z
   .object({
     image,
-    command: z.array(z.string()).min(1, "must list at least one argument, or be omitted").optional(),
+    command,
     env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
     secrets: z
       .array(z.string().regex(SECRET_REF, "must be a secret of the service (NAME), or ENV=NAME to expose it under another name"))
@@ -133,7 +152,7 @@ export const serviceSchema = z
     secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
     volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
     /** Arguments of the app container (Quadlet Exec=), after the image's entrypoint. */
-    command: z.array(z.string()).min(1, "must list at least one argument, or be omitted").optional(),
+    command,
     /** More containers in the pod (a worker, a database), sharing its network and secrets; never published. */
     containers: z.record(z.string(), containerSchema).default({}),
     /** Any label; changing it mints a new Cloudflare token for this pod, swaps it in, then deletes the old one. */
@@ -233,7 +252,7 @@ export const stackSchema = z
     images: z
       .object({
         envoy: image.default("docker.io/envoyproxy/envoy:v1.36.2"),
-        caddy: image.default("ghcr.io/caddybuilds/caddy-cloudflare:2.11.2"),
+        caddy: image.default(DEFAULT_CADDY_IMAGE),
       })
       .strict()
       .default({}),

@@ -378,6 +378,19 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ],
     ],
     [
+      "a command word systemd would split the unit on, and control characters in commands and env",
+      (c) => {
+        c.services.grafana.command = ["grafana", ";", "server"];
+        c.services.grafana.env.GF_BANNER = "line one\nline two";
+        c.services.grafana.containers = { worker: { image: "docker.io/library/busybox:1.36", command: ["sh", "-c", "a\tb"] } };
+      },
+      [
+        "edgeplane:services.grafana.env.GF_BANNER: must not contain a newline, tab or other control character (a systemd unit line cannot hold one)",
+        'edgeplane:services.grafana.command[1]: must not be a lone ";": systemd reads it as a command separator in ExecStart= and refuses the unit',
+        "edgeplane:services.grafana.containers.worker.command[2]: must not contain a newline, tab or other control character (a systemd unit line cannot hold one)",
+      ],
+    ],
+    [
       "tailnet policy that is not an object",
       (c) => (c.tailscale = { policy: ["acls"] }),
       ["edgeplane:tailscale.policy: must be an object, got array"],

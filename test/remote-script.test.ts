@@ -12,14 +12,38 @@ import { describe, it } from "node:test";
 import { asServiceUser, installScript, quadletValidator, removeScript, shQuote } from "../components/remote/script";
 import { haveTool, toolPath } from "./support/tools";
 import { fakeBin } from "./support/fakebin";
+import { renderPodFiles } from "../components/pod/render";
+import type { Model } from "../model/types";
+import { single } from "./fixtures/models";
+
+/** Words of a command that systemd or Quadlet would read specially if written bare. */
+const AWKWARD_WORDS = [
+  "sh",
+  "-c",
+  "echo a; echo b",
+  "a;b",
+  ";x",
+  "x;",
+  "100%",
+  "%n",
+  "$HOME",
+  "${HOME}",
+  "it's",
+  'say "hi"',
+  "back\\slash",
+  "\\;",
+  "`id`",
+  "",
+  "two  spaces",
+];
 
 const bin = fakeBin();
 
-function run(script: string, stdin: string) {
+function run(script: string, stdin: string, env: Record<string, string> = {}) {
   const result = spawnSync("sh", ["-c", script], {
     input: stdin,
     encoding: "utf8",
-    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, HOME: os.tmpdir() },
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, HOME: os.tmpdir(), ...env },
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -162,10 +186,15 @@ describe(
   () => {
     const pod = "[Pod]\nPodName=app\nPublishPort=127.0.0.1:10443:443\n";
     const container = "[Container]\nImage=docker.io/library/nginx:1.27\nPod=app.pod\n";
+    // Quadlet writes ExecStart= with $PODMAN, and systemd-analyze checks that it is an
+    // executable: this machine has no podman, so a stand-in takes its place.
+    const podman = path.join(bin, "podman");
+    fs.writeFileSync(podman, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     const install = (dir: string, name: string, content: string, user?: string) =>
       run(
         installScript({ ...spec(path.join(dir, name)), validate: quadletValidator(name, user, toolPath("quadlet")!) }),
         content,
+        { PODMAN: podman },
       );
 
     for (const user of [undefined, "ep-app"]) {
@@ -188,6 +217,32 @@ describe(
         assert.match(r.stderr, /app-web\.container failed validation/);
         assert.match(r.stderr, /unsupported key 'PublishPorts'/);
         assert.equal(fs.readFileSync(path.join(dir, "app-web.container"), "utf8"), container);
+      });
+
+      it(`refuses a unit Quadlet accepts but systemd would refuse to load, keeping the installed one (${as})`, () => {
+        const dir = workdir();
+        install(dir, "app.pod", pod, user);
+        install(dir, "app-web.container", container, user);
+        // A lone ; reaches ExecStart= unquoted: systemd's command separator, and a second
+        // command is refused for the Type=notify service Quadlet generates.
+        const r = install(dir, "app-web.container", `${container}Exec=nginx ; reboot\n`, user);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /app-web\.container failed validation/);
+        assert.match(r.stderr, /more than one ExecStart= setting/);
+        assert.equal(fs.readFileSync(path.join(dir, "app-web.container"), "utf8"), container);
+      });
+
+      it(`installs a rendered container whose command and environment hold every character systemd reads specially (${as})`, () => {
+        const dir = workdir();
+        const svc = { ...single.services[0]!, command: [...AWKWARD_WORDS], env: [["AWKWARD", AWKWARD_WORDS.join(" ")] as const] };
+        const model: Model = { ...single, services: [svc] };
+        const files = renderPodFiles(model, svc).map((f) => ({ name: path.basename(f.path), content: f.content }));
+        for (const f of files.filter((f) => f.name.endsWith(".pod") || f.name.endsWith(".volume")))
+          assert.equal(install(dir, f.name, f.content, user).code, 0, f.name);
+        const app = files.find((f) => f.name === `${svc.name}-app.container`)!;
+        assert.match(app.content, /^Exec=sh -c "echo a; echo b" /m);
+        const r = install(dir, app.name, app.content, user);
+        assert.equal(r.code, 0, r.stderr);
       });
 
       it(`refuses a container whose pod does not exist (${as})`, () => {

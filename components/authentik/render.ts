@@ -91,27 +91,17 @@ export function authentikContainer(model: Model): string {
 }
 
 /**
- * The proxy provider's `skip_path_regex`: one anchored regex per public path, one per
- * line. The embedded outpost matches them (Go RE2, case-sensitive) against the path of
- * the forwarded URL in forward_single mode, so `/api/health` must not also let
- * `/api/health/../admin`, `/API/health` or `/api/healthz` through. A trailing `*`
- * means "this prefix": `/hooks/*` → `^/hooks/.*$`. Empty when there are none, so a
- * removed public path is also removed in Authentik (the importer updates partially:
- * an attribute left out keeps its old value).
+ * The proxy provider's `skip_path_regex`: always empty. Which paths skip auth is decided
+ * once, by the pod's Caddy (`@public` in its Caddyfile, on the request target exactly as
+ * sent), before forward_auth. An allow-list here would be a second decision, taken by the
+ * outpost on its own parse of X-Forwarded-Uri (Go's url.Parse: %XX decoded, dot segments
+ * and // kept, internal/outpost/proxyv2/application/mode_forward.go `forwardHandleCaddy`,
+ * `IsAllowlisted`): `/hooks/../admin` or `/hooks/%2e%2e/admin` would match `^/hooks/.*$`
+ * there, come back 200 without a user, and reach the app as sent. Rendered as "" rather
+ * than left out, so a list set by an earlier version or by hand is cleared (the importer
+ * updates partially: an attribute left out keeps its old value).
  */
-export function skipPathRegex(publicPaths: readonly string[]): string {
-  return publicPaths
-    .map((path) => {
-      const prefix = path.endsWith("*");
-      const literal = escapeRegex(prefix ? path.slice(0, -1) : path);
-      return `^${literal}${prefix ? ".*" : ""}$`;
-    })
-    .join("\n");
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
+export const SKIP_PATH_REGEX = "";
 
 const flow = (slug: string) => new Find("authentik_flows.flow", "slug", slug);
 const proxyProvider = (service: Service) =>
@@ -142,7 +132,7 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
         external_host: url,
         authorization_flow: flow(flows.authorization),
         invalidation_flow: flow(flows.invalidation),
-        skip_path_regex: skipPathRegex(service.publicPaths),
+        skip_path_regex: SKIP_PATH_REGEX,
       },
     }),
     blueprintEntry("authentik_core.application", {

@@ -8,7 +8,7 @@ import { renderCaddyfile } from "./render/caddyfile";
 import { caddyfilePath, quadletDir } from "./render/names";
 import { renderPodUnits } from "./render/units";
 
-export { AUTHENTIK_HEADERS, accessLog, renderCaddyfile, stripIdentityHeaders, tlsDirective } from "./render/caddyfile";
+export { AUTHENTIK_HEADERS, accessLog, renderCaddyfile, stripClientClaims, tlsDirective } from "./render/caddyfile";
 export { cloudflareTokenSecretName, podmanSecretName, podUnitNames } from "./render/names";
 export { renderAppContainerUnit, renderCaddyContainerUnit, renderCaddyVolumeUnit, renderPodUnit } from "./render/units";
 

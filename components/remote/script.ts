@@ -106,18 +106,30 @@ export function asServiceUser(user: string, script: string, args: readonly strin
 /** Where distributions install podman's Quadlet generator. */
 export const QUADLET = "/usr/libexec/podman/quadlet";
 
+/** systemd's own check of unit files, as shipped with systemd. */
+export const SYSTEMD_ANALYZE = "systemd-analyze";
+
 /**
  * Validator for a Quadlet unit: Quadlet's dry run over a scratch copy of the unit's
  * folder in which the candidate takes the unit's place, so references to sibling
- * units (`Pod=x.pod`, `Volume=x.volume`) resolve as they will after the install.
- * `user` runs it as that service user (`quadlet -user`); otherwise as root.
+ * units (`Pod=x.pod`, `Volume=x.volume`) resolve as they will after the install; then
+ * the services Quadlet generates from that folder go through `systemd-analyze verify`,
+ * which catches what Quadlet passes on but systemd refuses to load (a lone `;` in
+ * ExecStart= is a command separator, and a second command is refused for Type=notify;
+ * an unbalanced quote; an unknown `%` specifier). Quadlet writes ExecStart= with
+ * `$PODMAN` when set, /usr/bin/podman otherwise. `user` runs it as that service user
+ * (`quadlet -user`); otherwise as root.
  */
 export function quadletValidator(unitName: string, user?: string, quadlet: string = QUADLET): string {
+  const mode = user ? " -user" : "";
   const check =
     `scratch=$(mktemp -d) && ` +
     `for f in "$2"/*.pod "$2"/*.container "$2"/*.volume "$2"/*.network; do if [ -f "$f" ]; then cp "$f" "$scratch"/; fi; done && ` +
     `cp "$1" "$scratch/$3" && ` +
-    `QUADLET_UNIT_DIRS="$scratch" ${shQuote(quadlet)} -dryrun${user ? " -user" : ""} >/dev/null; ` +
+    `QUADLET_UNIT_DIRS="$scratch" ${shQuote(quadlet)} -dryrun${mode} >/dev/null && ` +
+    `mkdir "$scratch/generated" && ` +
+    `QUADLET_UNIT_DIRS="$scratch" ${shQuote(quadlet)}${mode} "$scratch/generated" >/dev/null 2>&1 && ` +
+    `${SYSTEMD_ANALYZE} verify --man=no --generators=no "$scratch"/generated/*.service >/dev/null; ` +
     `status=$?; rm -rf "$scratch"; exit $status`;
   const args = ['"$candidate"', '"$dir"', shQuote(unitName)];
   return user ? asServiceUser(user, check, args) : `sudo -n sh -c ${shQuote(check)} edgeplane ${args.join(" ")}`;

@@ -13,6 +13,12 @@ import {
   renderPodFiles,
   type PodFile,
 } from "../../components/pod/render";
+import {
+  CLIENT_CLAIM_HEADERS,
+  CONNECTION_UPGRADE_ONLY,
+  SECRET_HEADERS,
+  secretParameterRegexp,
+} from "../../components/pod/render/caddyfile";
 import { directive, formatToken, marshalCaddyfile, placeholder } from "../../components/render/caddyfile";
 import { serviceHome } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
@@ -128,14 +134,24 @@ describe("pod renderers: what matters", () => {
       assert.equal(lines[end + 1], "tls", "the tls wrapper comes after proxy_protocol");
     });
 
-    it(`${label}: client identity headers are stripped before any auth or proxying`, () => {
+    it(`${label}: what only a proxy may claim is stripped before any auth or proxying`, () => {
       const lines = caddyLines(fileNamed(files, "Caddyfile").content);
-      const strip = lines.indexOf("request_header -X-Authentik-*");
-      const stripForwarded = lines.indexOf("request_header -Forwarded");
-      assert.ok(strip >= 0 && stripForwarded >= 0);
-      const firstHandler = lines.findIndex((l) => /^(forward_auth|reverse_proxy)\b/.test(l));
-      assert.ok(firstHandler > Math.max(strip, stripForwarded), "strip comes first");
-      assert.ok(lines.slice(0, strip).includes("route {"), "inside a route, so the written order is the run order");
+      const strips = [
+        `request_header Connection ${CONNECTION_UPGRADE_ONLY.map((t) => formatToken(t)).join(" ")}`,
+        ...CLIENT_CLAIM_HEADERS.map((h) => `request_header -${h}`),
+      ].map((line) => {
+        const i = lines.indexOf(line);
+        assert.ok(i >= 0, `has ${line}`);
+        return i;
+      });
+      const firstHandler = lines.findIndex((l) => /^(forward_auth|reverse_proxy|respond)\b/.test(l));
+      assert.ok(firstHandler > Math.max(...strips), "strip comes first");
+      assert.ok(lines.slice(0, Math.min(...strips)).includes("route {"), "inside a route, so the written order is the run order");
+      // Authentik's own site keeps the X-Forwarded-* its callers' forward_auth wrote
+      // (trusted_proxies decides); every other site drops the client's.
+      const stripXForwarded = lines.indexOf("request_header -X-Forwarded-*");
+      if (model.authentik?.service === svc.name) assert.equal(stripXForwarded, -1);
+      else assert.ok(stripXForwarded > Math.max(...strips) && stripXForwarded < firstHandler);
     });
 
     it(`${label}: TLS issuer and the Cloudflare token secret agree`, () => {
@@ -220,23 +236,73 @@ describe("pod renderers: what matters", () => {
       assert.ok(i >= 0, `has ${line}`);
       return i;
     };
-    const strip = at("request_header -X-Authentik-*");
+    const block = (start: number) => lines.slice(start + 1, lines.indexOf("}", start));
+    const strip = at("request_header -*authentik*");
     const outpost = at("reverse_proxy /outpost.goauthentik.io/* https://auth.example.org {");
     const publicProxy = at("reverse_proxy @public localhost:3000 {");
     const auth = at("forward_auth https://auth.example.org {");
+    const refuse = at("respond @anonymous 403");
     const app = at("reverse_proxy localhost:3000 {");
-    assert.ok(strip < outpost && outpost < publicProxy && publicProxy < auth && auth < app);
+    assert.ok(strip < outpost && outpost < publicProxy && publicProxy < auth && auth < refuse && refuse < app);
     // Exact and case-sensitive on the raw request target (the live forward-auth test shows why).
     assert.ok(lines.some((l) => l.startsWith("@public expression ") && l.includes("^(/api/health)([?][^#]*)?$")));
-    const authBlock = lines.slice(auth + 1, lines.indexOf("}", auth));
-    assert.deepEqual(authBlock, [
+    const toAuthentik = [
+      "header_up Host auth.example.org",
+      "header_up X-Forwarded-Host grafana.example.org",
+      "transport http {",
+      "tls_server_name auth.example.org",
+    ];
+    assert.deepEqual(block(auth), [
       "uri /outpost.goauthentik.io/auth/caddy",
       `copy_headers ${AUTHENTIK_HEADERS.join(" ")}`,
-      "header_up Host auth.example.org",
+      ...toAuthentik,
     ]);
+    assert.deepEqual(block(outpost), toAuthentik);
+    // The app, public path or not, is told the site's own name too.
+    for (const proxy of [publicProxy, app]) assert.ok(block(proxy).includes("header_up X-Forwarded-Host grafana.example.org"));
+    // Whatever the outpost lets through without a user never reaches the app.
+    assert.ok(lines.includes("@anonymous header !X-Authentik-Username"));
     assert.ok(lines.includes("log_append user {http.request.header.X-Authentik-Username}"));
     const pod = sectionLines(fileNamed(renderPodFiles(fleet, svc), "grafana.pod").content, "Pod");
     assert.ok(pod.includes("PodmanArgs=--add-host=auth.example.org:100.64.0.1"), "Authentik resolves to Envoy on the tailnet");
+  });
+
+  it("every site's access log redacts credentials in query strings and token headers", () => {
+    for (const [model, name] of [
+      [fleet, "grafana"],
+      [fleet, "authentik"],
+      [single, "whoami"],
+    ] as const) {
+      const lines = caddyLines(renderCaddyfile(model, service(model, name)));
+      const fields = lines.indexOf("fields {");
+      assert.ok(lines[fields - 2] === "format filter {" && lines[fields - 1] === "wrap json", `${name}: JSON, filtered`);
+      const filters = lines.slice(fields + 1, lines.indexOf("}", fields));
+      const query = `regexp ${formatToken(secretParameterRegexp())} $1=REDACTED`;
+      for (const field of ["request>uri", "request>headers>Referer", "resp_headers>Location"])
+        assert.ok(filters.includes(`${field} ${query}`), `${name}: ${field}`);
+      for (const header of SECRET_HEADERS) assert.ok(filters.includes(`request>headers>${header} regexp ^.*$ REDACTED`), header);
+    }
+  });
+
+  it("a service behind Authentik without public paths has no bypass, and still refuses a request without a user", () => {
+    const lines = caddyLines(renderCaddyfile(fleet, service(fleet, "pgadmin")));
+    assert.ok(!lines.some((l) => l.startsWith("@public")));
+    assert.ok(!lines.some((l) => l.startsWith("reverse_proxy @public")));
+    const auth = lines.indexOf("forward_auth https://auth.example.org {");
+    const refuse = lines.indexOf("respond @anonymous 403");
+    assert.ok(auth >= 0 && refuse > auth && refuse < lines.indexOf("reverse_proxy localhost:80 {"));
+  });
+
+  it("authentikDial moves only the address dialled: SNI, Host and the certificate name stay the Authentik FQDN", () => {
+    const svc = service(fleet, "grafana");
+    const usual = renderCaddyfile(fleet, svc);
+    const pointed = renderCaddyfile(fleet, svc, { authentikDial: "127.0.0.1:9443" });
+    assert.equal(pointed, usual.replaceAll("https://auth.example.org {", "https://127.0.0.1:9443 {"));
+    assert.equal(pointed.split("https://127.0.0.1:9443 {").length - 1, 2, "the outpost route and forward_auth");
+    assert.equal(
+      renderCaddyfile(fleet, service(fleet, "vllm"), { authentikDial: "127.0.0.1:9443" }),
+      renderCaddyfile(fleet, service(fleet, "vllm")),
+    );
   });
 
   it("services without auth, and Authentik itself, have no forward_auth", () => {
@@ -301,6 +367,8 @@ describe("marshalCaddyfile", () => {
     assert.equal(formatToken(""), '""');
     assert.equal(formatToken("<<EOF"), '"<<EOF"');
     assert.equal(formatToken("-X-Authentik-*"), "-X-Authentik-*");
+    assert.equal(formatToken("-*authentik*"), "-*authentik*");
+    assert.equal(formatToken("-*_*"), "-*_*");
     assert.equal(formatToken(placeholder("env.CF_API_TOKEN")), "{env.CF_API_TOKEN}");
   });
 

@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -152,8 +153,8 @@ export interface Response {
   readonly body: string;
 }
 
-/** One HTTPS/1.1 request over a hand-built connection (PROXY header, then TLS with SNI). */
-export function request(opts: ClientOptions): Promise<Response> {
+/** A connection as Envoy opens it: the PROXY header (if any), then TLS with SNI and `alpn`. */
+function envoyConnection(opts: ClientOptions, alpn: string): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const raw = net.connect({ host: "127.0.0.1", port: opts.port, ...(opts.from ? { localAddress: opts.from } : {}) });
     raw.once("error", reject);
@@ -162,25 +163,87 @@ export function request(opts: ClientOptions): Promise<Response> {
       const socket = tls.connect({
         socket: raw,
         servername: opts.servername,
-        ALPNProtocols: ["http/1.1"],
+        ALPNProtocols: [alpn],
         ...(opts.ca ? { ca: opts.ca } : {}),
       });
       socket.once("error", reject);
-      socket.once("secureConnect", () => {
-        const lines = [`GET ${opts.path ?? "/"} HTTP/1.1`, `Host: ${opts.servername}`, "Connection: close"];
-        for (const [k, v] of opts.headers ?? []) lines.push(`${k}: ${v}`);
-        socket.write(lines.join("\r\n") + "\r\n\r\n");
-      });
-      const chunks: Buffer[] = [];
-      socket.on("data", (d: Buffer) => chunks.push(d));
-      socket.once("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        // A server that drops the connection without answering has refused the request.
-        if (!text.startsWith("HTTP/")) reject(new Error("connection closed without a response"));
-        else resolve(parseResponse(text));
-      });
+      socket.once("secureConnect", () => resolve(socket));
     });
   });
+}
+
+/** One HTTPS/1.1 request over a hand-built connection (PROXY header, then TLS with SNI). */
+export function request(opts: ClientOptions): Promise<Response> {
+  const lines = [`GET ${opts.path ?? "/"} HTTP/1.1`, `Host: ${opts.servername}`, "Connection: close"];
+  for (const [k, v] of opts.headers ?? []) lines.push(`${k}: ${v}`);
+  return rawRequest(opts, lines.join("\r\n") + "\r\n\r\n");
+}
+
+/**
+ * Writes `text`, a whole HTTP/1.1 request exactly as given (any header spelling, a
+ * chunked body with trailers…), over an Envoy-like connection and reads the answer. The
+ * request should say `Connection: close`.
+ */
+export async function rawRequest(opts: ClientOptions, text: string): Promise<Response> {
+  const socket = await envoyConnection(opts, "http/1.1");
+  return new Promise((resolve, reject) => {
+    socket.once("error", reject);
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.once("end", () => {
+      const answer = Buffer.concat(chunks).toString("utf8");
+      // A server that drops the connection without answering has refused the request.
+      if (!answer.startsWith("HTTP/")) reject(new Error("connection closed without a response"));
+      else resolve(parseResponse(answer));
+    });
+    socket.write(text);
+  });
+}
+
+export interface H2Options {
+  readonly method?: string;
+  readonly path: string;
+  /** Sent as given (HTTP/2 lowercases names); `:authority` defaults to the server name. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** Sent as a trailing HEADERS frame after the body; declared in a `trailer` header. */
+  readonly trailers?: Readonly<Record<string, string>>;
+}
+
+/** One HTTP/2 request over an Envoy-like connection. */
+export async function h2Request(opts: ClientOptions, req: H2Options): Promise<Response> {
+  const socket = await envoyConnection(opts, "h2");
+  const session = http2.connect(`https://${opts.servername}`, { createConnection: () => socket });
+  try {
+    return await new Promise<Response>((resolve, reject) => {
+      session.once("error", reject);
+      const trailers = req.trailers ?? {};
+      const stream = session.request(
+        {
+          ":method": req.method ?? (req.body === undefined ? "GET" : "POST"),
+          ":path": req.path,
+          ":authority": opts.servername,
+          ...(Object.keys(trailers).length > 0 ? { trailer: Object.keys(trailers).join(", ") } : {}),
+          ...req.headers,
+        },
+        { endStream: req.body === undefined, waitForTrailers: Object.keys(trailers).length > 0 },
+      );
+      stream.on("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.once("error", reject);
+      const headers: Record<string, string> = {};
+      let status = 0;
+      stream.on("response", (h) => {
+        status = Number(h[":status"]);
+        for (const [k, v] of Object.entries(h)) if (!k.startsWith(":")) headers[k] = String(v);
+      });
+      const chunks: Buffer[] = [];
+      stream.on("data", (d: Buffer) => chunks.push(d));
+      stream.once("end", () => resolve({ status, headers, body: Buffer.concat(chunks).toString("utf8") }));
+      if (req.body !== undefined) stream.end(req.body);
+    });
+  } finally {
+    session.close();
+  }
 }
 
 function parseResponse(text: string): Response {
@@ -206,6 +269,42 @@ function unchunk(body: string): string {
     out += rest.slice(eol + 2, eol + 2 + size);
     rest = rest.slice(eol + 2 + size + 2);
   }
+}
+
+/**
+ * A self-signed certificate for `name` (made with openssl), for a stand-in upstream that
+ * Caddy must verify: start Caddy with `SSL_CERT_FILE` = `certFile`, which Go reads as
+ * the whole system trust store on Linux, so nothing else is trusted either.
+ */
+export function selfSignedCertificate(name: string): { cert: string; key: string; certFile: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-cert-"));
+  const certFile = path.join(dir, "cert.pem");
+  const keyFile = path.join(dir, "key.pem");
+  const r = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      `subjectAltName=DNS:${name}`,
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+    ],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`openssl could not make a certificate for ${name}: ${r.error?.message ?? r.stderr}`);
+  return { cert: fs.readFileSync(certFile, "utf8"), key: fs.readFileSync(keyFile, "utf8"), certFile };
 }
 
 /** Retries `attempt` until it resolves (Caddy issues its certificate just after it starts listening). */

@@ -3,9 +3,12 @@
  * `renderCaddyfile`; the block tree and its quoting live in components/render/caddyfile.ts.
  *
  * Request path inside the site's `route` (order is the order written):
- *   1. strip client-supplied identity headers (always, auth or not);
+ *   1. strip what only a proxy may claim (always, auth or not): hop-by-hop names in
+ *      Connection, identity, client-address and URL headers and, on every site but
+ *      Authentik's own, the client's X-Forwarded-*;
  *   2. for services behind Authentik: log the user, proxy the outpost paths, let the
- *      public paths through, then forward_auth;
+ *      public paths through, forward_auth, and refuse whatever the outpost let through
+ *      without naming a user;
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
 import { caddyBindAddress, envoySourceAddress, l7Upstream } from "../../../model/topology";
@@ -42,6 +45,26 @@ export const AUTHENTIK_HEADERS = [
 
 const OUTPOST_PREFIX = "/outpost.goauthentik.io";
 const PUBLIC_MATCHER = "@public";
+const ANONYMOUS_MATCHER = "@anonymous";
+
+/** What the caller may change about how the file is rendered; production passes nothing. */
+export interface CaddyfileOptions {
+  /**
+   * The `host[:port]` Caddy dials for Authentik's outpost. Default: the Authentik FQDN
+   * on 443, which the pod's added host resolves to Envoy on the ingress host. The live
+   * tests point it at a stand-in outpost on loopback; the TLS server name, the
+   * certificate check and the Host header stay the Authentik FQDN either way.
+   */
+  readonly authentikDial?: string;
+}
+
+/** Where and as whom this pod's Caddy reaches Authentik. */
+interface AuthentikTarget {
+  /** The name in SNI (Envoy routes on it), in the certificate check and in Host. */
+  readonly fqdn: string;
+  /** The address dialled: the FQDN itself unless a test points it elsewhere. */
+  readonly dial: string;
+}
 
 /** The service that runs Authentik, when the stack has one. */
 function authentikService(model: Model): Service | undefined {
@@ -52,12 +75,12 @@ function authentikService(model: Model): Service | undefined {
   return svc;
 }
 
-/** Authentik's FQDN when this service sits behind it; throws rather than render an unprotected site. */
-function authentikFqdnFor(model: Model, service: Service): string | undefined {
+/** How to reach Authentik when this service sits behind it; throws rather than render an unprotected site. */
+function authentikTargetFor(model: Model, service: Service, options: CaddyfileOptions): AuthentikTarget | undefined {
   if (!service.auth) return undefined;
   const authentik = authentikService(model);
   if (!authentik) throw new Error(`internal: service ${service.name} has auth but the model has no authentik service`);
-  return authentik.fqdn;
+  return { fqdn: authentik.fqdn, dial: options.authentikDial ?? authentik.fqdn };
 }
 
 /**
@@ -140,21 +163,199 @@ export function tlsDirective(model: Model, service: Service): Directive {
   }
 }
 
-/** Structured JSON access log on stdout (journald through conmon). */
-export function accessLog(): Directive {
-  return directive("log", [directive(["output", "stdout"]), directive(["format", "json"])]);
+/**
+ * Query parameters whose value the access log never shows: any name (before `=`, in the
+ * query or in a `;` path parameter, any letter case) containing one of these, or a `%`
+ * (an encoded name cannot be judged). Matched on the raw text, not decoded, so
+ * `?Access_Token=`, `?API-KEY=` and `;jsessionid=` are all caught.
+ */
+export const SECRET_PARAMETER_STEMS = [
+  "token",
+  "key",
+  "pass",
+  "pwd",
+  "secret",
+  "sig",
+  "code",
+  "auth",
+  "sess",
+  "jwt",
+  "credential",
+  "otp",
+  "ticket",
+  "%",
+] as const;
+
+/**
+ * Request headers that carry a credential, logged as REDACTED the way Caddy already logs
+ * Cookie, Authorization and Proxy-Authorization (modules/caddyhttp/marshalers.go,
+ * `LoggableHTTPHeader`). The access log keys headers by Go's canonical spelling, so
+ * `x-gitea-token` from a client is logged, and redacted, as X-Gitea-Token.
+ */
+export const SECRET_HEADERS = [
+  "Api-Key",
+  "Apikey",
+  "Authentication",
+  "Deploy-Token",
+  "Job-Token",
+  "Private-Token",
+  "Stripe-Signature",
+  "X-Access-Token",
+  "X-Amz-Security-Token",
+  "X-Api-Key",
+  "X-Apikey",
+  "X-Auth-Token",
+  "X-Authorization",
+  "X-Csrf-Token",
+  "X-Emby-Authorization",
+  "X-Emby-Token",
+  "X-Forgejo-Signature",
+  "X-Gitea-Signature",
+  "X-Gitea-Token",
+  "X-Gitlab-Token",
+  "X-Gogs-Signature",
+  "X-Goog-Api-Key",
+  "X-Hub-Signature",
+  "X-Hub-Signature-256",
+  "X-Mediabrowser-Token",
+  "X-N8n-Api-Key",
+  "X-Plex-Token",
+  "X-Registry-Auth",
+  "X-Session-Token",
+  "X-Slack-Signature",
+  "X-Token",
+  "X-Vault-Token",
+  "X-Webhook-Secret",
+  "X-Webhook-Token",
+  "X-Xsrf-Token",
+] as const;
+
+/**
+ * A Go regexp (RE2) matching `name=value` for a secret parameter, with the name
+ * captured so the replacement `$1=REDACTED` keeps it. The value ends at `&`, `;`, `#` or
+ * `?` (a `;jsessionid=…` path parameter ends where the query starts). Without braces or
+ * backslashes, so the Caddyfile needs no escaping; `=` ends Go's `$1` expansion.
+ */
+export function secretParameterRegexp(): string {
+  const stems = SECRET_PARAMETER_STEMS.join("|");
+  return `(?i)([?&;][^=&;#?]*(${stems})[^=&;#?]*)=[^&;#?]*`;
 }
 
 /**
- * Client-supplied identity headers are removed before anything else runs, for every
- * service, with or without auth (LESSONS.md 1): nothing downstream may mistake a
- * client's `X-Authentik-*` or RFC 7239 `Forwarded` for the outpost's word.
+ * Structured JSON access log on stdout (journald through conmon), with credentials
+ * redacted: Caddy's `filter` encoder (modules/logging/filterencoder.go) rewrites the
+ * request target, the Referer and a redirect's Location, and each value of a credential
+ * header becomes REDACTED, with `regexp` filters (modules/logging/filters.go: `regexp`
+ * rewrites every value of a header and keeps the list, where `replace` would turn the
+ * list into one string).
  */
-export function stripIdentityHeaders(): CaddyNode[] {
+export function accessLog(): Directive {
+  const query = (field: string) => directive([field, "regexp", secretParameterRegexp(), "$1=REDACTED"]);
+  return directive("log", [
+    directive(["output", "stdout"]),
+    directive(
+      ["format", "filter"],
+      [
+        directive(["wrap", "json"]),
+        directive("fields", [
+          query("request>uri"),
+          query("request>headers>Referer"),
+          query("resp_headers>Location"),
+          ...SECRET_HEADERS.map((h) => directive([`request>headers>${h}`, "regexp", "^.*$", "REDACTED"])),
+        ]),
+      ],
+    ),
+  ]);
+}
+
+/**
+ * Request headers an app may take as its proxy's word about who the user is, where
+ * they connect from, or which URL they asked for. None of them may come from the
+ * client: every copy is deleted before anything else runs, on every site. Caddy deletes
+ * a wildcard case-insensitively, every value of a repeated header
+ * (modules/caddyhttp/headers/headers.go, `ApplyTo`). Identity: Authentik's headers in
+ * any spelling (`*authentik*`) and the auth-proxy headers of other apps (Remote-User,
+ * Grafana's X-WEBAUTH-USER, oauth2-proxy's X-Auth-Request-*, Tailscale, Cloudflare
+ * Access, IAP, ALB, Azure). Client address: the de-facto X-Real-IP family and RFC 7239
+ * Forwarded. URL: IIS/Symfony X-Original-URL/X-Rewrite-URL, nginx X-Original-URI,
+ * WSGI X-Script-Name. Names with `_` or `.`: CGI, WSGI and PHP read X_Real_IP and
+ * X.Real.IP as X-Real-IP (GHSA-f59h-q822-g45g, GHSA-49wc-4hcv-v58q); Caddy 2.11.7
+ * drops them itself, these lines keep that true on an older image.
+ */
+export const CLIENT_CLAIM_HEADERS = [
+  "*authentik*",
+  "Remote-*",
+  "X-Remote-*",
+  "X-Webauth-*",
+  "X-Auth-Request-*",
+  "X-Authenticated-*",
+  "X-User",
+  "X-User-*",
+  "X-Username",
+  "X-Email",
+  "X-Proxy-User",
+  "Tailscale-User-*",
+  "Cf-Access-*",
+  "X-Goog-Authenticated-User-*",
+  "X-Amzn-Oidc-*",
+  "X-Ms-Client-Principal*",
+  "X-Pomerium-*",
+  "X-Vouch-*",
+  "Forwarded",
+  "X-Real-Ip",
+  "X-Client-Ip",
+  "Client-Ip",
+  "True-Client-Ip",
+  "Cf-Connecting-Ip*",
+  "X-Cluster-Client-Ip",
+  "Fastly-Client-Ip",
+  "X-Original-Forwarded-For",
+  "X-Originating-Ip",
+  "X-Proxyuser-Ip",
+  "X-Envoy-*",
+  "X-Host",
+  "X-Original-Host",
+  "X-Original-Url",
+  "X-Original-Uri",
+  "X-Rewrite-Url",
+  "X-Script-Name",
+  "X-Scheme",
+  "X-Url-Scheme",
+  "Front-End-Https",
+  "*_*",
+  "*.*",
+] as const;
+
+/**
+ * The one hop-by-hop name a client may keep in `Connection` is `Upgrade` (websockets).
+ * Caddy's reverse_proxy deletes every header the client's Connection names
+ * (modules/caddyhttp/reverseproxy/reverseproxy.go, `removeConnectionHeaders`) after
+ * forward_auth copied the outpost's answer onto the request, so `Connection:
+ * X-Authentik-Username` would drop the real identity on its way to the app. The value
+ * is rewritten to `Upgrade` when it names it, to nothing otherwise; without braces or
+ * backslashes, so the Caddyfile needs no escaping.
+ */
+export const CONNECTION_UPGRADE_ONLY = ["(?i)^(?:(?:.*[ ,])?(upgrade)(?:[ ,].*)?|.*)$", "$1"] as const;
+
+/**
+ * Client claims are removed before anything else runs, for every service, with or
+ * without auth. On every site but Authentik's own, the client's
+ * X-Forwarded-* go too: Caddy writes X-Forwarded-For/-Proto/-Host itself (no
+ * trusted_proxies, so it ignores the client's), forward_auth writes
+ * X-Forwarded-Method/-Uri, and the rest of that family (-Prefix, -User, -Email, -Port…)
+ * is a claim nobody here vouches for. Authentik's site keeps the X-Forwarded-* its
+ * callers' forward_auth wrote; its trusted_proxies decides whom to believe.
+ */
+export function stripClientClaims(keepForwarded: boolean): CaddyNode[] {
   return [
-    ...comment("Identity headers come only from the outpost: drop every client-sent copy first."),
-    directive(["request_header", "-X-Authentik-*"]),
-    directive(["request_header", "-Forwarded"]),
+    ...comment("Hop-by-hop: the client's Connection header may name Upgrade, nothing else."),
+    directive(["request_header", "Connection", ...CONNECTION_UPGRADE_ONLY]),
+    ...comment(
+      "Identity, client-address and URL headers come only from this Caddy and the outpost:",
+      "drop every client-sent copy first, in any letter case, and any name with _ or .",
+    ),
+    ...CLIENT_CLAIM_HEADERS.map((h) => directive(["request_header", `-${h}`])),
+    ...(keepForwarded ? [] : [directive(["request_header", "-X-Forwarded-*"])]),
   ];
 }
 
@@ -167,12 +368,43 @@ export function logAuthenticatedUser(): Directive {
   return directive(["log_append", "user", placeholder("http.request.header.X-Authentik-Username")]);
 }
 
-/** The outpost's own endpoints (sign-in callback, sign-out) on this site's name. */
-function outpostProxy(authentikFqdn: string): Directive {
-  return directive(
-    ["reverse_proxy", `${OUTPOST_PREFIX}/*`, `https://${authentikFqdn}`],
-    [directive(["header_up", "Host", authentikFqdn])],
-  );
+/**
+ * X-Forwarded-Host is this service's own name, never the client's spelling of it. Caddy
+ * would send the Host as the client wrote it (`GRAFANA.example.org`, or with `:443`);
+ * Authentik's outpost picks the application by an exact, case-sensitive match of
+ * X-Forwarded-Host with each provider's external host and otherwise falls back to the
+ * forward_domain providers whose cookie domain ends the name
+ * (internal/outpost/proxyv2/handlers.go `lookupApp`, internal/utils/web/host.go
+ * `GetHost`), i.e. another provider, with other rules, would judge the request. header_up
+ * runs after Caddy wrote its X-Forwarded-* (reverseproxy.go), so this value wins.
+ */
+function forwardedHost(service: Service): Directive {
+  return directive(["header_up", "X-Forwarded-Host", service.fqdn]);
+}
+
+/**
+ * The upstream settings shared by both ways to the outpost: SNI and Host are the
+ * Authentik FQDN (Envoy picks the Authentik pod by SNI, and its Caddy serves only that
+ * name), the certificate is checked for it, whatever address is dialled, and the
+ * outpost is told which application asks.
+ */
+function toAuthentik(service: Service, target: AuthentikTarget): Directive[] {
+  return [
+    directive(["header_up", "Host", target.fqdn]),
+    forwardedHost(service),
+    directive(["transport", "http"], [directive(["tls_server_name", target.fqdn])]),
+  ];
+}
+
+/**
+ * The outpost's own endpoints (sign-in callback, sign-out) on this site's name, straight
+ * to Authentik, by Caddy's `path` rules (case-insensitive, %XX decoded, dot segments and
+ * // resolved). Whatever this sends to Authentik never reaches the app; whatever it
+ * does not (`/outpost.goauthentik.io/../admin` is /admin to Caddy) goes through
+ * forward_auth like any other path.
+ */
+function outpostProxy(service: Service, target: AuthentikTarget): Directive {
+  return directive(["reverse_proxy", `${OUTPOST_PREFIX}/*`, `https://${target.dial}`], toAuthentik(service, target));
 }
 
 /** Paths that bypass auth (health checks, webhooks): a named matcher on the site. */
@@ -202,18 +434,39 @@ export function publicPathsExpression(publicPaths: readonly string[]): string {
 }
 
 /**
- * forward_auth to the Authentik outpost (REFERENCE.md §6). No trusted_proxies: the
- * client is on the internet, so its X-Forwarded-* are replaced, not passed on.
+ * forward_auth to the Authentik outpost, as Authentik documents it for Caddy
+ * (website/docs/add-secure-apps/providers/proxy/_caddy_standalone.mdx). No
+ * trusted_proxies: the client is on the internet, so the outpost gets
+ * X-Forwarded-Host/-Proto/-For from this Caddy (the site's own name, https, the address
+ * from Envoy's PROXY header) and X-Forwarded-Method/-Uri from forward_auth. The outpost
+ * judges the request and builds the post-login redirect from them
+ * (internal/outpost/proxyv2/application/mode_forward.go): a client-chosen value would
+ * be the client's word.
  */
-function forwardAuth(authentikFqdn: string): Directive {
+function forwardAuth(service: Service, target: AuthentikTarget): Directive {
   return directive(
-    ["forward_auth", `https://${authentikFqdn}`],
+    ["forward_auth", `https://${target.dial}`],
     [
       directive(["uri", `${OUTPOST_PREFIX}/auth/caddy`]),
       directive(["copy_headers", ...AUTHENTIK_HEADERS]),
-      directive(["header_up", "Host", authentikFqdn]),
+      ...toAuthentik(service, target),
     ],
   );
+}
+
+/**
+ * A request that got past forward_auth without a user. Which paths are public is
+ * decided once, here in Caddy (`@public`, above forward_auth); the provider's own
+ * allow-list (skip_path_regex) is always empty (components/authentik/render.ts). Should
+ * the outpost still answer 200 without naming a user (a skip_path_regex set by hand in
+ * Authentik, a domain-level provider judging the request), the request is refused: the
+ * app only ever sees a public path or a user. The user is X-Authentik-Username, which
+ * the outpost sets for every session (internal/outpost/proxyv2/application/claims.go);
+ * forward_auth deletes the header before copying the outpost's, so it exists only when
+ * the outpost sent it (modules/caddyhttp/reverseproxy/forwardauth/caddyfile.go).
+ */
+function anonymousMatcher(): CaddyNode[] {
+  return [directive([ANONYMOUS_MATCHER, "header", "!X-Authentik-Username"])];
 }
 
 /**
@@ -243,6 +496,7 @@ function appProxy(model: Model, service: Service, matcher?: string): Directive {
     ["reverse_proxy", ...(matcher ? [matcher] : []), upstream],
     [
       ...(trusted.length > 0 ? [directive(["trusted_proxies", ...trusted])] : []),
+      ...(isAuthentik ? [] : [forwardedHost(service)]),
       ...(service.l7 ? [directive(["flush_interval", "-1"])] : []),
       // Keeps websockets open across a config reload (LESSONS.md 5).
       directive(["stream_close_delay", "5m"]),
@@ -250,26 +504,30 @@ function appProxy(model: Model, service: Service, matcher?: string): Directive {
   );
 }
 
-function siteRoute(model: Model, service: Service): Directive {
-  const authentikFqdn = authentikFqdnFor(model, service);
+function siteRoute(model: Model, service: Service, options: CaddyfileOptions): Directive {
+  const authentik = authentikTargetFor(model, service, options);
+  const isAuthentik = model.authentik?.service === service.name;
   const bypass = publicPathsMatcher(service).length > 0;
-  const auth: CaddyNode[] = authentikFqdn
+  const auth: CaddyNode[] = authentik
     ? [
         logAuthenticatedUser(),
-        outpostProxy(authentikFqdn),
+        outpostProxy(service, authentik),
         ...(bypass ? [...comment("Public paths skip auth."), appProxy(model, service, PUBLIC_MATCHER)] : []),
-        forwardAuth(authentikFqdn),
+        forwardAuth(service, authentik),
+        ...comment("Past forward_auth without a user: refused, never the app."),
+        directive(["respond", ANONYMOUS_MATCHER, "403"]),
       ]
     : [];
-  return directive("route", [...stripIdentityHeaders(), ...auth, appProxy(model, service)]);
+  return directive("route", [...stripClientClaims(isAuthentik), ...auth, appProxy(model, service)]);
 }
 
-function siteBlock(model: Model, service: Service): Directive {
+function siteBlock(model: Model, service: Service, options: CaddyfileOptions): Directive {
   return directive(service.fqdn, [
     tlsDirective(model, service),
     accessLog(),
     ...publicPathsMatcher(service),
-    siteRoute(model, service),
+    ...(service.auth ? anonymousMatcher() : []),
+    siteRoute(model, service, options),
   ]);
 }
 
@@ -277,7 +535,7 @@ function siteBlock(model: Model, service: Service): Directive {
  * The Caddyfile of `service`'s pod. Caddy listens on 443 inside the pod; the pod
  * publishes it on `caddyBindAddress:caddyPort` only.
  */
-export function renderCaddyfile(model: Model, service: Service): string {
+export function renderCaddyfile(model: Model, service: Service, options: CaddyfileOptions = {}): string {
   return marshalCaddyfile({
     origin: `service ${service.name}`,
     nodes: [
@@ -285,7 +543,7 @@ export function renderCaddyfile(model: Model, service: Service): string {
         `Served to Envoy on ${caddyBindAddress(model, service)}:${service.caddyPort}, published to port 443 of the pod.`,
       ),
       globalOptions(model, service),
-      siteBlock(model, service),
+      siteBlock(model, service, options),
     ],
   });
 }
