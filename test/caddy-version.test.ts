@@ -10,6 +10,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { buildModel } from "../model";
 import { CADDY_VERSION } from "../model/caddy-version";
+import { EDGE_HOST_KEY } from "./fixtures/models";
 import { requireTool } from "./support/tools";
 
 const repo = path.join(__dirname, "..");
@@ -26,7 +27,12 @@ describe("the Caddy release", () => {
       domain: "example.org",
       cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
       hosts: {
-        edge: { ingress: true, publicIPv4: "203.0.113.10", tailnetIP: "100.64.0.1", ssh: { host: "100.64.0.1", user: "deploy" } },
+        edge: {
+          ingress: true,
+          publicIPv4: "203.0.113.10",
+          tailnetIP: "100.64.0.1",
+          ssh: { host: "100.64.0.1", user: "deploy", hostKey: EDGE_HOST_KEY },
+        },
       },
       services: { web: { host: "edge", image: "docker.io/library/nginx:1.27", port: 8080, caddyPort: 10443 } },
     }).images.caddy;
