@@ -56,10 +56,16 @@ const connectionTo = (hostName: string): Connection => {
 };
 
 const ingress = ingressHost(platform);
-new IngressHost(ingress.name, { platform, connection: connectionTo(ingress.name) });
+const ingressComponent = new IngressHost(ingress.name, { platform, connection: connectionTo(ingress.name) });
 
 const pods = platform.services.map(
-  (service) => new SidecarPod(service.name, { platform, service, connection: connectionTo(service.host) }),
+  (service) =>
+    new SidecarPod(service.name, {
+      platform,
+      service,
+      connection: connectionTo(service.host),
+      ...(service.l7 ? { l7Key: ingressComponent.l7Keys[service.name] } : {}),
+    }),
 );
 
 // Authentik: one application per protected service, and the embedded outpost's

@@ -7,7 +7,7 @@
  * (Importer.from_string/validate/apply, BlueprintInstance, Tenant, capture_logs), with
  * each outcome chosen by a marker comment in the blueprint or an environment variable:
  * accepted, rejected with Authentik's message, still migrating, an apply that fails,
- * and the silent failures of LESSONS.md 13 (exit 0 with nothing said; a success the
+ * and the silent failures of goauthentik/authentik#9431 and #12186 (exit 0 with nothing said; a success the
  * database contradicts).
  */
 import assert from "node:assert/strict";
@@ -21,11 +21,14 @@ import {
   applyBlueprintScript,
   applyPython,
   blueprintValidator,
+  removeAppScript,
   RESULT_PREFIX,
   validatePython,
   type AuthentikTarget,
+  type BlueprintRef,
 } from "../components/authentik/apply";
-import { renderAppBlueprint } from "../components/authentik/render";
+import { blueprintEntry, Find, KeyOf, serializeBlueprint } from "../components/authentik/blueprint";
+import { appIdentity, renderAppBlueprint, renderAppRemovalBlueprint } from "../components/authentik/render";
 import { installScript } from "../components/remote/script";
 import { fleet } from "./fixtures/models";
 import { fakeBin } from "./support/fakebin";
@@ -53,7 +56,8 @@ const target = (overrides: Partial<AuthentikTarget> = {}): AuthentikTarget => ({
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-authentik-apply-"));
 const bin = path.join(root, "bin");
-const pythonRoot = path.join(root, "python");
+/** Stand-ins for the Authentik and Django modules the generated Python imports (see its README.md). */
+const pythonRoot = path.join(__dirname, "support", "authentik-standins");
 
 function write(file: string, text: string, mode = 0o644): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -85,7 +89,7 @@ case "$1 \${2:-}" in
     # Authentik's own log lines share the stream, before and after the command's output.
     echo '{"event": "Loaded config", "level": "debug", "logger": "authentik.lib.config"}' >&2
     if [ "\${FAKE_AK:-}" = silent ]; then cat >/dev/null; exit 0; fi
-    PYTHONPATH="$FAKE_PYTHONPATH" python3 -c "$5"
+    PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$FAKE_PYTHONPATH" python3 -c "$5"
     status=$?
     echo '{"event": "Shutting down", "level": "info", "logger": "authentik.root"}' >&2
     exit $status
@@ -96,248 +100,6 @@ esac
   0o755,
 );
 
-/** Stand-ins for the modules the generated Python imports. */
-const stubs: Record<string, string> = {
-  "django/__init__.py": "",
-  "django/db/__init__.py": `
-class DatabaseError(Exception):
-    pass
-
-
-class IntegrityError(DatabaseError):
-    pass
-`,
-  "fake_state.py": `
-import json
-import os
-from pathlib import Path
-
-STATE = Path(os.environ["FAKE_STATE"])
-
-
-def counter(name):
-    file = STATE / name
-    return int(file.read_text()) if file.exists() else 0
-
-
-def set_counter(name, value):
-    (STATE / name).write_text(str(value))
-
-
-def load():
-    file = STATE / "db.json"
-    return json.loads(file.read_text()) if file.exists() else {}
-
-
-def store(db):
-    (STATE / "db.json").write_text(json.dumps(db, indent=2, sort_keys=True))
-`,
-  "authentik/__init__.py": "",
-  "authentik/tenants/__init__.py": "",
-  "authentik/tenants/models.py": `
-from django.db import DatabaseError
-import fake_state
-
-
-class Tenant:
-    def __init__(self, schema_name):
-        self.schema_name = schema_name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _Manager:
-    def filter(self, **kwargs):
-        assert kwargs == {"ready": True}, kwargs
-        # While "migrating": first the table is missing, then no tenant is ready yet.
-        left = fake_state.counter("not_ready")
-        if left > 0:
-            fake_state.set_counter("not_ready", left - 1)
-            if left % 2:
-                raise DatabaseError('relation "authentik_tenants_tenant" does not exist')
-            return []
-        return [Tenant("public")]
-
-
-Tenant.objects = _Manager()
-`,
-  "authentik/events/__init__.py": "",
-  "authentik/events/logs.py": `
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-
-_capturing = []
-
-
-@dataclass
-class LogEvent:
-    event: str
-    log_level: str
-    logger: str
-    attributes: dict = field(default_factory=dict)
-
-
-def emit(event):
-    if _capturing:
-        _capturing[-1].append(event)
-
-
-@contextmanager
-def capture_logs(log_default_output=True):
-    # As the real one: the list is filled when the block ends.
-    logs = []
-    _capturing.append([])
-    try:
-        yield logs
-        logs.extend(_capturing[-1])
-    finally:
-        _capturing.pop()
-`,
-  "authentik/blueprints/__init__.py": "",
-  "authentik/blueprints/models.py": `
-import os
-from pathlib import Path
-
-from django.db import IntegrityError
-import fake_state
-
-
-class BlueprintRetrievalFailed(Exception):
-    pass
-
-
-class BlueprintInstanceStatus:
-    SUCCESSFUL = "successful"
-    WARNING = "warning"
-    ERROR = "error"
-    ORPHANED = "orphaned"
-    UNKNOWN = "unknown"
-
-
-FIELDS = ("name", "path", "context", "status", "enabled", "managed_models", "metadata", "last_applied_hash")
-
-
-class BlueprintInstance:
-    def __init__(self, **values):
-        self.last_applied_hash = ""
-        for key, value in values.items():
-            assert key in FIELDS, key
-            setattr(self, key, value)
-
-    def save(self):
-        db = fake_state.load()
-        for path, record in db.items():
-            if record["name"] == self.name and path != self.path:
-                raise IntegrityError("duplicate key value violates unique constraint on name")
-        record = {key: getattr(self, key) for key in FIELDS}
-        # A database that disagrees with what the importer reported (LESSONS.md 13).
-        forced = os.environ.get("FAKE_DB_STATUS")
-        if forced:
-            record["status"] = forced
-        db[self.path] = record
-        fake_state.store(db)
-
-    def refresh_from_db(self):
-        for key, value in fake_state.load()[self.path].items():
-            setattr(self, key, value)
-
-    def retrieve(self):
-        try:
-            return (Path(os.environ["FAKE_BLUEPRINTS_DIR"]) / self.path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BlueprintRetrievalFailed(exc) from exc
-
-
-class _Query:
-    def __init__(self, records):
-        self.records = records
-
-    def first(self):
-        return BlueprintInstance(**self.records[0]) if self.records else None
-
-
-class _Manager:
-    def filter(self, **kwargs):
-        assert list(kwargs) == ["path"], kwargs
-        return _Query([r for p, r in sorted(fake_state.load().items()) if p == kwargs["path"]])
-
-    def create(self, **values):
-        instance = BlueprintInstance(**values)
-        instance.save()
-        return instance
-
-
-BlueprintInstance.objects = _Manager()
-`,
-  "authentik/blueprints/v1/__init__.py": "",
-  "authentik/blueprints/v1/importer.py": `
-import re
-from dataclasses import dataclass, field
-
-from authentik.events.logs import LogEvent, emit
-import fake_state
-
-
-class EntryInvalidError(Exception):
-    pass
-
-
-@dataclass
-class BlueprintMetadata:
-    name: str
-    labels: dict = field(default_factory=dict)
-
-
-class Blueprint:
-    def __init__(self, metadata):
-        self.metadata = metadata
-
-
-def marker(content, kind):
-    found = re.search(rf"^# fake-authentik: {kind}(?: (.*))?$", content, re.M)
-    return None if found is None else (found.group(1) or "")
-
-
-class Importer:
-    def __init__(self, content, context=None):
-        self.content = content
-        name = re.search(r"^metadata:\\n  name: (.*)$", content, re.M)
-        self.blueprint = Blueprint(BlueprintMetadata(name.group(1)) if name else None)
-
-    @staticmethod
-    def from_string(yaml_input, context=None):
-        problem = marker(yaml_input, "unparsable")
-        if problem is not None:
-            raise EntryInvalidError(problem)
-        return Importer(yaml_input, context)
-
-    def validate(self, raise_validation_errors=False):
-        fake_state.set_counter("validations", fake_state.counter("validations") + 1)
-        problem = marker(self.content, "invalid")
-        if problem is not None:
-            entry = {"model": "authentik_policies.policybinding", "identifiers": {"order": 0}}
-            return False, [
-                LogEvent("Starting blueprint import validation", "debug", "authentik.blueprints.v1.importer"),
-                LogEvent(f"Entry invalid: {problem}", "warning", "authentik.blueprints.v1.importer", {"entry": entry}),
-                LogEvent("Blueprint validation failed", "warning", "authentik.blueprints.v1.importer"),
-            ]
-        return True, [LogEvent("Finished blueprint import validation", "debug", "authentik.blueprints.v1.importer")]
-
-    def apply(self):
-        problem = marker(self.content, "apply-fails")
-        if problem is not None:
-            emit(LogEvent(problem, "warning", "authentik.blueprints.v1.importer"))
-            return False
-        fake_state.set_counter("applies", fake_state.counter("applies") + 1)
-        return True
-`,
-};
-for (const [file, text] of Object.entries(stubs)) write(path.join(pythonRoot, file), text);
-
 interface Scene {
   /** The blueprint folder on the "host", and what the container sees as /blueprints. */
   readonly dir: string;
@@ -345,6 +107,30 @@ interface Scene {
   readonly blueprints: string;
   readonly state: string;
   env: Record<string, string>;
+}
+
+/**
+ * A fresh Authentik's objects as the stand-ins store them: the default flows, the
+ * groups of the fixture's services and of the tests, and one user per group.
+ */
+function authentikObjects(): Record<string, Record<string, unknown>> {
+  return {
+    "authentik_flows.flow": {
+      "flow-1": { slug: "default-provider-authorization-implicit-consent" },
+      "flow-2": { slug: "default-provider-invalidation-flow" },
+    },
+    "authentik_core.group": {
+      "group-admins": { name: "admins" },
+      "group-ops": { name: "ops" },
+      "group-staff": { name: "staff" },
+    },
+    "authentik_core.user": {
+      "user-alice": { username: "alice", groups: ["group-admins"] },
+      "user-olga": { username: "olga", groups: ["group-ops"] },
+      "user-sam": { username: "sam", groups: ["group-staff"] },
+      "user-nobody": { username: "nobody", groups: [] },
+    },
+  };
 }
 
 function scene(options: { running?: boolean; notReady?: number; mounted?: boolean } = {}): Scene {
@@ -356,6 +142,7 @@ function scene(options: { running?: boolean; notReady?: number; mounted?: boolea
   fs.mkdirSync(state);
   fs.writeFileSync(path.join(state, "running"), options.running === false ? "false\n" : "true\n");
   if (options.notReady) fs.writeFileSync(path.join(state, "not_ready"), String(options.notReady));
+  fs.writeFileSync(path.join(state, "objects.json"), JSON.stringify(authentikObjects()));
   return {
     dir,
     target: path.join(dir, "edgeplane-grafana.yaml"),
@@ -410,7 +197,7 @@ const db = (s: Scene): Record<string, Record<string, unknown>> =>
 const leftovers = (s: Scene): string[] => fs.readdirSync(s.dir).filter((f) => f.startsWith(".edgeplane."));
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-const OLD = BLUEPRINT.replace("order: 1", "order: 7");
+const OLD = BLUEPRINT.replace("order: 0", "order: 7");
 const REJECTED = `${BLUEPRINT}# fake-authentik: invalid Serializer errors {'non_field_errors': [ErrorDetail(string="One of 'policy', 'group' or 'user' must be set.", code='invalid')]}\n`;
 
 describe(
@@ -666,3 +453,211 @@ describe("the generated commands", () => {
     assert.throws(() => applyPython(ref, "abc"), /sha256 must be 64 hex digits/);
   });
 });
+
+/** grafana of the fixture, with these groups. */
+const grafanaWith = (groups: string[]) => ({ ...grafana, auth: { groups } });
+const REF: BlueprintRef = {
+  file: "",
+  instancePath: INSTANCE_PATH,
+  name: "edgeplane-grafana",
+  app: appIdentity(grafanaWith(["admins"])),
+};
+const refFor = (s: Scene, groups: string[] | null): BlueprintRef => ({
+  ...REF,
+  file: s.target,
+  ...(groups ? { app: appIdentity(grafanaWith(groups)) } : { app: undefined }),
+});
+
+/** What `pulumi up` does with a protected service's blueprint: install (validated), then apply. */
+function up(s: Scene, groups: string[]) {
+  const content = renderAppBlueprint(fleet, grafanaWith(groups));
+  const i = run(
+    s,
+    installScript({
+      path: s.target,
+      owner: "ep-authentik",
+      mode: "0644",
+      description: `${s.target} on test`,
+      sha256: sha256(content),
+      validate: blueprintValidator(target(), s.target, appIdentity(grafanaWith(groups))),
+    }),
+    content,
+  );
+  if (i.code !== 0) return i;
+  return run(s, applyBlueprintScript(target(), refFor(s, groups), sha256(content)));
+}
+
+/** The blueprint edgeplane wrote before: one binding per group, any one of them lets in. */
+function perGroupBlueprint(groups: string[]): string {
+  return serializeBlueprint("per-group bindings", {
+    version: 1,
+    metadata: { name: "edgeplane-grafana" },
+    entries: [
+      blueprintEntry("authentik_providers_proxy.proxyprovider", {
+        id: "provider",
+        identifiers: { name: "edgeplane-grafana" },
+        attrs: {
+          mode: "forward_single",
+          external_host: "https://grafana.example.org",
+          authorization_flow: new Find("authentik_flows.flow", "slug", "default-provider-authorization-implicit-consent"),
+          invalidation_flow: new Find("authentik_flows.flow", "slug", "default-provider-invalidation-flow"),
+        },
+      }),
+      blueprintEntry("authentik_core.application", {
+        id: "application",
+        identifiers: { slug: "grafana" },
+        attrs: { name: "grafana", provider: new KeyOf("provider"), policy_engine_mode: "any" },
+      }),
+      ...groups.map((group, order) =>
+        blueprintEntry("authentik_policies.policybinding", {
+          identifiers: { target: new KeyOf("application"), group: new Find("authentik_core.group", "name", group) },
+          attrs: { order, enabled: true },
+        }),
+      ),
+    ],
+  });
+}
+
+/** Installs and applies a blueprint as it is, with edgeplane's generic checks only. */
+function upRaw(s: Scene, content: string) {
+  installed(s, content);
+  return run(s, applyBlueprintScript(target(), refFor(s, null), sha256(content)));
+}
+
+/** Authentik's verdict for each user at the grafana application (fake_engine.py, Authentik's PolicyEngine). */
+function who(s: Scene): Record<string, string> {
+  const r = spawnSync("python3", [path.join(pythonRoot, "fake_engine.py"), "grafana", "alice", "olga", "sam", "nobody"], {
+    encoding: "utf8",
+    env: { ...process.env, ...s.env, PYTHONPATH: pythonRoot, PYTHONDONTWRITEBYTECODE: "1" },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return Object.fromEntries(
+    r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" ") as [string, string]),
+  );
+}
+
+const objects = (s: Scene): Record<string, Record<string, Record<string, unknown>>> =>
+  JSON.parse(fs.readFileSync(path.join(s.state, "objects.json"), "utf8"));
+const ofModel = (s: Scene, model: string) => Object.values(objects(s)[model] ?? {});
+
+const removal = (s: Scene) =>
+  run(
+    s,
+    removeAppScript(
+      target(),
+      refFor(s, ["admins"]),
+      renderAppRemovalBlueprint(grafanaWith(["admins"])),
+      renderAppRemovalBlueprint(grafanaWith(["admins"]), { keepApplication: true }),
+    ),
+  );
+
+describe(
+  "revocation: after `pulumi up`, exactly the configured groups get in (importer semantics)",
+  { skip: !havePython && "python3 is not installed" },
+  () => {
+    it("the reason: Authentik keeps a binding a blueprint stops naming, so per-group bindings never revoke", () => {
+      const s = scene();
+      assert.equal(upRaw(s, perGroupBlueprint(["admins", "ops"])).code, 0);
+      assert.equal(who(s).olga, "yes");
+      const r = upRaw(s, perGroupBlueprint(["admins"]));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(who(s).olga, "yes", "the ops binding is still there");
+    });
+
+    it("taking a group away takes its access away; adding one gives it", () => {
+      const s = scene();
+      const first = up(s, ["admins", "ops"]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(who(s), { alice: "yes", olga: "yes", sam: "no", nobody: "no" });
+      const fewer = up(s, ["admins"]);
+      assert.equal(fewer.code, 0, fewer.stderr);
+      assert.deepEqual(who(s), { alice: "yes", olga: "no", sam: "no", nobody: "no" });
+      assert.equal(up(s, ["staff"]).code, 0);
+      assert.deepEqual(who(s), { alice: "no", olga: "no", sam: "yes", nobody: "no" });
+      // One application, one policy, one binding: nothing accumulates.
+      assert.equal(ofModel(s, "authentik_core.application").length, 1);
+      assert.equal(ofModel(s, "authentik_policies_expression.expressionpolicy").length, 1);
+      assert.equal(ofModel(s, "authentik_policies.policybinding").length, 1);
+    });
+
+    it("an application left with per-group bindings (an earlier edgeplane) ends with exactly the configured groups", () => {
+      const s = scene();
+      assert.equal(upRaw(s, perGroupBlueprint(["admins", "ops", "staff"])).code, 0);
+      const r = up(s, ["admins"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /removed 3 policy binding\(s\) edgeplane did not write from application 'grafana'/);
+      assert.deepEqual(who(s), { alice: "yes", olga: "no", sam: "no", nobody: "no" });
+      const [binding, ...more] = ofModel(s, "authentik_policies.policybinding");
+      assert.deepEqual(more, []);
+      assert.equal(binding!.group, undefined);
+      assert.match(String(binding!.policy), /^expressionpolicy-/);
+    });
+
+    it("removing auth (or the service) removes the application, provider and policy: nobody gets in through them", () => {
+      const s = scene();
+      assert.equal(up(s, ["admins"]).code, 0);
+      assert.equal(who(s).alice, "yes");
+      const r = removal(s);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(who(s), {
+        alice: "no-application",
+        olga: "no-application",
+        sam: "no-application",
+        nobody: "no-application",
+      });
+      assert.deepEqual(ofModel(s, "authentik_core.application"), []);
+      assert.deepEqual(ofModel(s, "authentik_providers_proxy.proxyprovider"), []);
+      assert.deepEqual(ofModel(s, "authentik_policies_expression.expressionpolicy"), []);
+      assert.deepEqual(ofModel(s, "authentik_policies.policybinding"), []);
+      assert.deepEqual(Object.keys(db(s)), [], "the file's blueprint instance is gone too");
+      // Removing again (a retried delete) finds nothing and succeeds.
+      assert.equal(removal(s).code, 0);
+    });
+
+    it("an existing application with the service's slug is not taken over: a clear error, and it stays as it was", () => {
+      const s = scene();
+      const seeded = authentikObjects();
+      seeded["authentik_providers_proxy.proxyprovider"] = { "hand-1": { name: "grafana-by-hand" } };
+      seeded["authentik_core.application"] = {
+        "app-1": { slug: "grafana", name: "Grafana", provider: "hand-1", policy_engine_mode: "any" },
+      };
+      seeded["authentik_policies.policybinding"] = { "b-1": { target: "app-1", group: "group-staff", order: 0, enabled: true } };
+      fs.writeFileSync(path.join(s.state, "objects.json"), JSON.stringify(seeded));
+      const before = objects(s);
+      const r = up(s, ["admins"]);
+      assert.notEqual(r.code, 0);
+      assert.ok(
+        r.stderr.includes(
+          `edgeplane: ${s.target}: Authentik already has an application with slug 'grafana' (provider 'grafana-by-hand') that edgeplane did not create; edgeplane does not take it over with its policy bindings: delete or rename it in Authentik, or rename the service`,
+        ),
+        r.stderr,
+      );
+      assert.equal(fs.existsSync(s.target), false, "refused before the install");
+      assert.deepEqual(objects(s), before);
+      // The apply refuses it too (a file put in place by other means).
+      const content = renderAppBlueprint(fleet, grafanaWith(["admins"]));
+      installed(s, content);
+      const a = run(s, applyBlueprintScript(target(), refFor(s, ["admins"]), sha256(content)));
+      assert.notEqual(a.code, 0);
+      assert.match(a.stderr, /already has an application with slug 'grafana'/);
+      assert.deepEqual(objects(s), before);
+      // And a removal leaves it alone.
+      const rm = removal(s);
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.match(rm.stderr, /application 'grafana' is not edgeplane's \(another provider\); it is kept/);
+      assert.deepEqual(objects(s)["authentik_core.application"], before["authentik_core.application"]);
+      assert.equal(who(s).sam, "yes");
+    });
+
+    it("a group that does not exist fails the check instead of matching nobody", () => {
+      const s = scene();
+      const r = up(s, ["admins", "nope"]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /auth\.groups names groups that do not exist in Authentik: nope; create them first/);
+      assert.equal(fs.existsSync(s.target), false);
+    });
+  },
+);

@@ -137,6 +137,22 @@ describe("SidecarPod", () => {
     assert.deepEqual([...seen].sort(), expected.map((e) => e.host).sort());
   });
 
+  it("gives an l7 service's Caddy its L7 key as a podman secret on stdin, and Envoy only the key's digest", () => {
+    const key = byName("random:index/randomPassword:RandomPassword", "vllm-l7-key");
+    assert.equal(key.parent, "edge");
+    assert.equal(key.inputs.length, 48);
+    const cmd = byName(COMMAND, "vllm-l7-credential-secret").inputs;
+    assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
+    assert.match(String(cmd.create), /podman secret create --replace .*vllm\.l7-credential.* - >\/dev\/null/);
+    // The listener file is plain text (not a secret): it holds the digest, never the key.
+    const lds = byName(COMMAND, "edge-lds-install").inputs;
+    assert.equal(typeof lds.stdin, "string");
+    assert.match(String(lds.stdin), /inline_string: vllm:\{SHA\}[A-Za-z0-9+/]{27}=/);
+    assert.ok(
+      !ofType("random:index/randomPassword:RandomPassword").some((r) => r.name.includes("l7") && r.name !== "vllm-l7-key"),
+    );
+  });
+
   it("restarts a pod after its files and secrets, and only when a unit or secret changes", () => {
     const activate = byName(COMMAND, "grafana-activate");
     for (const dep of ["grafana-Caddyfile-install", "grafana-cf-token-secret", "grafana-secret-gf-security-secret-key-podman"]) {

@@ -116,9 +116,20 @@ describe("a change touches only what it must", () => {
 
   it("removing a service destroys exactly its resources (units, files, token, secrets, records) and reroutes Envoy", () => {
     const { changes, components } = touched("remove");
-    // Besides its own: Envoy's routing, and the outpost's provider list (one list for the
-    // platform, REFERENCE.md §5) which must stop naming the removed provider.
-    assert.deepEqual(components, ["authentik-outpost", "edge", "grafana"]);
+    // Besides its own: Envoy's routing, the outpost's provider list (one list for the
+    // platform) which must stop naming the removed provider, and, since grafana was the
+    // only service behind Authentik on its host, Authentik's Caddyfile, which stops
+    // trusting that host's X-Forwarded-* (a reload of that file only).
+    assert.deepEqual(components, ["authentik-outpost", "edge", "grafana", "sso"]);
+    const ownerOf = owners(plans.get("base")!);
+    assert.deepEqual(
+      changes.changed.filter((k) => ownerOf.get(k) === "sso"),
+      [
+        "command:remote:Command::sso-Caddyfile-install",
+        "command:remote:Command::sso-reload",
+        "edgeplane:index:RemoteFile::sso-Caddyfile",
+      ],
+    );
     assert.deepEqual(changes.added, []);
     const removedTypes = new Set(changes.removed.map((k) => k.split("::")[0]));
     for (const t of [

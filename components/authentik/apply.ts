@@ -40,6 +40,7 @@
  * after the check passed (for the apply: after reading the instance's status back).
  */
 import { asServiceUser, shQuote } from "../remote/script";
+import type { AppIdentity } from "./render";
 
 /** The line the Python prints last when the blueprint passed; anything else is a failure. */
 export const RESULT_PREFIX = "edgeplane-blueprint-result:";
@@ -67,6 +68,8 @@ export interface BlueprintRef {
   readonly instancePath: string;
   /** The blueprint's `metadata.name`: the name Authentik's discovery gives its instance. */
   readonly name: string;
+  /** For a protected service's blueprint: the objects it owns in Authentik (checked, cleaned up, removed). */
+  readonly app?: AppIdentity;
 }
 
 /** Defaults: a first start migrates the database before `ak` can answer, which takes minutes. */
@@ -135,18 +138,78 @@ def authentik_says(logs):
 }
 
 /**
+ * edgeplane's own checks of a protected service's application, run before the importer
+ * in both the dry run and the apply:
+ *
+ * - no takeover: an application with the service's slug whose provider is not
+ *   `edgeplane-<service>` was not created by edgeplane. The importer would update it
+ *   in place (identifiers find it; `partial=True`) and keep its policy bindings, and
+ *   `state: must_created` does not prevent that: in `_validate_single`
+ *   (authentik/blueprints/v1/importer.py) its check sits in an `elif` after the branch
+ *   that takes any existing instance of an ordinary model;
+ * - every group exists: the access policy names groups, and a missing one would match
+ *   nobody without a word.
+ *
+ * `remove_foreign_bindings` runs after the import, in its transaction: every binding on
+ * the application but the access policy's goes (an earlier edgeplane's per-group
+ * bindings, or one added by hand), so exactly the configured groups get in.
+ */
+function appPython(app: AppIdentity | undefined): string {
+  if (!app)
+    return `APP = None
+
+
+def check_application():
+    pass
+`;
+  return `from authentik.core.models import Application, Group
+from authentik.policies.models import PolicyBinding
+
+APP = ${py(app.slug)}
+APP_PROVIDER = ${py(app.provider)}
+APP_POLICY = ${py(app.policy)}
+APP_GROUPS = [${app.groups.map(py).join(", ")}]
+
+
+def check_application():
+    app = Application.objects.filter(slug=APP).first()
+    if app is not None and (app.provider is None or app.provider.name != APP_PROVIDER):
+        owner = "no provider" if app.provider is None else f"provider {app.provider.name!r}"
+        fail(
+            f"Authentik already has an application with slug {APP!r} ({owner}) that edgeplane did not create; "
+            "edgeplane does not take it over with its policy bindings: delete or rename it in Authentik, or rename the service"
+        )
+    missing = [name for name in APP_GROUPS if not Group.objects.filter(name=name).exists()]
+    if missing:
+        fail(f"auth.groups names groups that do not exist in Authentik: {', '.join(missing)}; create them first")
+
+
+def remove_foreign_bindings():
+    app = Application.objects.filter(slug=APP).first()
+    stale = PolicyBinding.objects.filter(target=app).exclude(policy__name=APP_POLICY)
+    count = stale.count()
+    if count:
+        stale.delete()
+        print(f"edgeplane: {FILE}: removed {count} policy binding(s) edgeplane did not write from application {APP!r}", file=sys.stderr, flush=True)
+`;
+}
+
+/**
  * The dry run: Importer.from_string + validate() per ready tenant, over the blueprint
  * text on stdin. A parse error (bad YAML, wrong structure) raises rather than logs, so
  * it is caught and shown as Authentik's message too.
  */
-export function validatePython(file: string): string {
+export function validatePython(file: string, app?: AppIdentity): string {
   return `${prelude(file)}
 from authentik.blueprints.v1.importer import Importer
+
+${appPython(app)}
 
 content = sys.stdin.read()
 problems = []
 for tenant in ready_tenants():
     with tenant:
+        check_application()
         try:
             valid, logs = Importer.from_string(content).validate()
         except Exception as exc:
@@ -173,6 +236,7 @@ from dataclasses import asdict
 from hashlib import sha256, sha512
 
 from django.db import IntegrityError
+from django.db.transaction import atomic
 
 from authentik.blueprints.models import BlueprintInstance, BlueprintInstanceStatus
 from authentik.blueprints.v1.importer import Importer
@@ -181,6 +245,8 @@ from authentik.events.logs import capture_logs
 PATH = ${py(ref.instancePath)}
 NAME = ${py(ref.name)}
 SHA256 = ${py(sha256)}
+
+${appPython(ref.app)}
 
 
 def instance_for_path():
@@ -207,6 +273,7 @@ def instance_for_path():
 
 
 def apply_here():
+    check_application()
     instance = instance_for_path()
     if not instance.enabled:
         fail(f"its blueprint instance {instance.name!r} is disabled in Authentik; enable it to apply the file")
@@ -228,8 +295,10 @@ def apply_here():
             instance.metadata = asdict(importer.blueprint.metadata)
         valid, logs = importer.validate()
         if valid:
-            with capture_logs() as logs:
+            with capture_logs() as logs, atomic():
                 applied = importer.apply()
+                if applied and APP is not None:
+                    remove_foreign_bindings()
     except Exception as exc:
         logs = list(logs) + [f"{type(exc).__name__}: {exc}"]
     instance.status = BlueprintInstanceStatus.SUCCESSFUL if applied else BlueprintInstanceStatus.ERROR
@@ -251,6 +320,58 @@ for tenant in ready_tenants():
 if problems:
     fail("\\n".join(problems))
 print("${RESULT_PREFIX} successful", flush=True)
+`;
+}
+
+/**
+ * The removal of a protected service's objects, when it loses `auth` or is removed:
+ * Authentik's importer applies `removal` (the same identifiers with `state: absent`,
+ * render.ts renderAppRemovalBlueprint), or `removalKeepingApp` when the application
+ * with the slug is not edgeplane's (another provider): edgeplane deletes only what it
+ * created. Then the file's blueprint instance is deleted, since the file is gone.
+ */
+export function removePython(ref: BlueprintRef, removal: string, removalKeepingApp: string): string {
+  if (!ref.app) throw new Error(`internal: ${ref.file} is not an application blueprint`);
+  return `${prelude(ref.file)}
+from authentik.blueprints.models import BlueprintInstance
+from authentik.blueprints.v1.importer import Importer
+from authentik.events.logs import capture_logs
+
+${appPython(ref.app)}
+PATH = ${py(ref.instancePath)}
+REMOVAL = ${py(removal)}
+REMOVAL_KEEPING_APP = ${py(removalKeepingApp)}
+
+
+def remove_here():
+    app = Application.objects.filter(slug=APP).first()
+    ours = app is None or (app.provider is not None and app.provider.name == APP_PROVIDER)
+    if not ours:
+        print(f"edgeplane: {FILE}: application {APP!r} is not edgeplane's (another provider); it is kept", file=sys.stderr, flush=True)
+    applied = False
+    try:
+        importer = Importer.from_string(REMOVAL if ours else REMOVAL_KEEPING_APP)
+        valid, logs = importer.validate()
+        if valid:
+            with capture_logs() as logs:
+                applied = importer.apply()
+    except Exception as exc:
+        logs = [f"{type(exc).__name__}: {exc}"]
+    if applied:
+        BlueprintInstance.objects.filter(path=PATH).delete()
+    return applied, logs
+
+
+problems = []
+for tenant in ready_tenants():
+    with tenant:
+        applied, logs = remove_here()
+    if not applied:
+        problems.append(f"Authentik did not remove application {APP!r} (tenant {tenant.schema_name}):")
+        problems.extend(authentik_says(logs))
+if problems:
+    fail("\\n".join(problems))
+print("${RESULT_PREFIX} removed", flush=True)
 `;
 }
 
@@ -287,7 +408,11 @@ function akShellCheck(target: AuthentikTarget, file: string, code: string, expec
     `  sleep ${poll}`,
     `done`,
     // Anywhere in the output, not last: Authentik's own log lines (JSON) share the stream.
-    `if [ "$status" -eq 0 ] && printf '%s\\n' "$output" | grep -qxF ${shQuote(expect)}; then exit 0; fi`,
+    `if [ "$status" -eq 0 ] && printf '%s\\n' "$output" | grep -qxF ${shQuote(expect)}; then`,
+    // What edgeplane's own code reported on the way (bindings removed, an application kept).
+    `  printf '%s\\n' "$output" | grep '^edgeplane: ' >&2 || true`,
+    `  exit 0`,
+    `fi`,
     `printf '%s\\n' "$output" >&2`,
     `case "$status" in`,
     `  0) printf 'edgeplane: %s: Authentik exited 0 without confirming the result; treated as a failure\\n' ${f} >&2 ;;`,
@@ -302,8 +427,8 @@ function akShellCheck(target: AuthentikTarget, file: string, code: string, expec
  * which the Authentik user reads (the install script made it theirs) and hands to the
  * container on stdin, so no path needs to map into the container for the check.
  */
-export function blueprintValidator(target: AuthentikTarget, file: string): string {
-  const check = akShellCheck(target, file, validatePython(file), `${RESULT_PREFIX} valid`, '"$1"');
+export function blueprintValidator(target: AuthentikTarget, file: string, app?: AppIdentity): string {
+  const check = akShellCheck(target, file, validatePython(file, app), `${RESULT_PREFIX} valid`, '"$1"');
   return asServiceUser(target.user, check, ['"$candidate"']);
 }
 
@@ -320,4 +445,16 @@ export function applyBlueprintScript(target: AuthentikTarget, ref: BlueprintRef,
     asServiceUser(target.user, check),
     "",
   ].join("\n");
+}
+
+/**
+ * The delete step of an application blueprint's apply: removes the application, its
+ * provider and access policy from Authentik (removePython), and fails unless Authentik
+ * confirmed it. Runs when the service loses `auth` or is removed.
+ */
+export function removeAppScript(target: AuthentikTarget, ref: BlueprintRef, removal: string, removalKeepingApp: string): string {
+  const check = akShellCheck(target, ref.file, removePython(ref, removal, removalKeepingApp), `${RESULT_PREFIX} removed`);
+  return [`# edgeplane: remove the Authentik application of ${ref.file}`, "set -eu", asServiceUser(target.user, check), ""].join(
+    "\n",
+  );
 }

@@ -16,6 +16,7 @@ import YAML, { isScalar, isSeq, YAMLSeq, type CollectionTag, type ScalarTag } fr
 // @goauthentik/api ship no dist/index.{js,d.ts} (only the ESM build has an index), so
 // the package's `types` entry does not resolve; the per-model declarations do.
 import type { ApplicationRequest } from "@goauthentik/api/dist/esm/models/ApplicationRequest";
+import type { ExpressionPolicyRequest } from "@goauthentik/api/dist/esm/models/ExpressionPolicyRequest";
 import type { OutpostRequest } from "@goauthentik/api/dist/esm/models/OutpostRequest";
 import type { PolicyBindingRequest } from "@goauthentik/api/dist/esm/models/PolicyBindingRequest";
 import type { ProxyProviderRequest } from "@goauthentik/api/dist/esm/models/ProxyProviderRequest";
@@ -92,14 +93,20 @@ export type Wire<T> = { [K in keyof T & string as SnakeCase<K>]?: BlueprintValue
 export interface BlueprintModels {
   "authentik_providers_proxy.proxyprovider": ProxyProviderRequest;
   "authentik_core.application": ApplicationRequest;
+  "authentik_policies_expression.expressionpolicy": ExpressionPolicyRequest;
   "authentik_policies.policybinding": PolicyBindingRequest;
   "authentik_outposts.outpost": OutpostRequest;
 }
 
 export type BlueprintModel = keyof BlueprintModels;
 
+/** What the importer does with an entry's object (authentik/blueprints/v1/common.py, BlueprintEntryDesiredState). */
+export type BlueprintState = "present" | "absent";
+
 export interface BlueprintEntry {
   readonly model: BlueprintModel;
+  /** Omitted means `present`: create or update. `absent` deletes the object the identifiers find. */
+  readonly state?: BlueprintState;
   readonly id?: string;
   readonly identifiers?: object;
   readonly attrs?: object;
@@ -108,22 +115,30 @@ export interface BlueprintEntry {
 export interface Blueprint {
   readonly version: 1;
   readonly metadata: { readonly name: string };
+  /** Values the importer merges into its context; edgeplane's own checks read them too. */
+  readonly context?: Readonly<Record<string, unknown>>;
   readonly entries: readonly BlueprintEntry[];
 }
 
 /**
  * One blueprint entry, its identifiers and attrs checked against the model's API type.
- * Keys come out in the order model, id, identifiers, attrs.
+ * Keys come out in the order model, state, id, identifiers, attrs.
  */
 export function blueprintEntry<M extends BlueprintModel>(
   model: M,
-  fields: { readonly id?: string; readonly identifiers?: Wire<BlueprintModels[M]>; readonly attrs?: Wire<BlueprintModels[M]> },
+  fields: {
+    readonly state?: BlueprintState;
+    readonly id?: string;
+    readonly identifiers?: Wire<BlueprintModels[M]>;
+    readonly attrs?: Wire<BlueprintModels[M]>;
+  },
 ): BlueprintEntry {
   if (fields.id !== undefined && !ENTRY_ID.test(fields.id)) {
     throw new Error(`blueprint entry id must match ${ENTRY_ID}: ${JSON.stringify(fields.id)}`);
   }
   return {
     model,
+    ...(fields.state !== undefined ? { state: fields.state } : {}),
     ...(fields.id !== undefined ? { id: fields.id } : {}),
     ...(fields.identifiers !== undefined ? { identifiers: fields.identifiers } : {}),
     ...(fields.attrs !== undefined ? { attrs: fields.attrs } : {}),

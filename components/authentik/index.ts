@@ -3,10 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { RemoteFile, type Connection } from "../remote/file";
-import { applyBlueprintScript, blueprintValidator, type AuthentikTarget } from "./apply";
+import { applyBlueprintScript, blueprintValidator, removeAppScript, type AuthentikTarget } from "./apply";
 import {
   appBlueprintName,
   appBlueprintPath,
+  appIdentity,
   authentikContainer,
   authentikService,
   blueprintInstancePath,
@@ -15,7 +16,9 @@ import {
   outpostBlueprintPath,
   protectedServices,
   renderAppBlueprint,
+  renderAppRemovalBlueprint,
   renderOutpostBlueprint,
+  type AppIdentity,
   type AuthentikFlows,
 } from "./render";
 
@@ -47,6 +50,8 @@ function installBlueprint(
     readonly blueprintName: string;
     readonly content: string;
     readonly service: string;
+    /** An application blueprint: the objects it owns, and the blueprints that remove them. */
+    readonly app?: { readonly identity: AppIdentity; readonly removal: string; readonly removalKeepingApp: string };
   },
   after: pulumi.Input<pulumi.Resource>[],
 ): { file: RemoteFile; applied: command.remote.Command } {
@@ -62,20 +67,30 @@ function installBlueprint(
       owner: target.user,
       mode: "0644",
       service: args.service,
-      validate: blueprintValidator(target, args.path),
+      validate: blueprintValidator(target, args.path, args.app?.identity),
     },
     { parent, dependsOn: after },
   );
-  const ref = { file: args.path, instancePath: blueprintInstancePath(args.path), name: args.blueprintName };
+  const ref = {
+    file: args.path,
+    instancePath: blueprintInstancePath(args.path),
+    name: args.blueprintName,
+    ...(args.app ? { app: args.app.identity } : {}),
+  };
   const applied = new command.remote.Command(
     `${name}-blueprint-apply`,
     {
       connection: args.connection,
       // The text names the content hash: a changed file re-runs the apply (an update),
-      // an unchanged one runs nothing. No triggers (LESSONS.md 8).
+      // an unchanged one runs nothing. No triggers (pulumi/pulumi-command#189).
       create: file.sha256.apply((hash) => applyBlueprintScript(target, ref, hash)),
+      // Authentik never deletes what a blueprint stops naming: when the service loses
+      // auth or is removed, this command is deleted and removes the application itself.
+      ...(args.app ? { delete: removeAppScript(target, ref, args.app.removal, args.app.removalKeepingApp) } : {}),
     },
-    { parent, dependsOn: [file.install] },
+    // Replaced (never expected: it has no triggers), the old delete must not run after
+    // the new create, or it would remove the application just applied.
+    { parent, dependsOn: [file.install], deleteBeforeReplace: true },
   );
   return { file, applied };
 }
@@ -122,6 +137,11 @@ export class AuthentikApp extends pulumi.ComponentResource {
         blueprintName: appBlueprintName(service),
         content: renderAppBlueprint(platform, service, args.flows ?? platform.authentik.flows ?? DEFAULT_FLOWS),
         service: service.name,
+        app: {
+          identity: appIdentity(service),
+          removal: renderAppRemovalBlueprint(service),
+          removalKeepingApp: renderAppRemovalBlueprint(service, { keepApplication: true }),
+        },
       },
       // Explicitly, not only through the component: the files' owner must exist first.
       dependencies(opts),

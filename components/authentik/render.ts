@@ -62,6 +62,51 @@ export function appBlueprintName(service: Service): string {
   return `edgeplane-${service.name}`;
 }
 
+/** Name of the expression policy that decides who may enter a protected service: `edgeplane-grafana-access`. */
+export function accessPolicyName(service: Service): string {
+  return `edgeplane-${service.name}-access`;
+}
+
+/**
+ * The Authentik objects edgeplane owns for one protected service. edgeplane's checks
+ * (apply.ts) use them to refuse an application it did not create, to remove every
+ * other policy binding from its own, and to delete them when the service loses `auth`.
+ */
+export interface AppIdentity {
+  /** The application's slug: the service name. */
+  readonly slug: string;
+  /** The proxy provider's name, `edgeplane-<service>`: an application with another provider is not edgeplane's. */
+  readonly provider: string;
+  /** The access policy's name, `edgeplane-<service>-access`: the only policy bound to the application. */
+  readonly policy: string;
+  /** The groups the policy lets in: each must exist in Authentik. */
+  readonly groups: readonly string[];
+}
+
+export function appIdentity(service: Service): AppIdentity {
+  return {
+    slug: service.name,
+    provider: appBlueprintName(service),
+    policy: accessPolicyName(service),
+    groups: service.auth?.groups ?? [],
+  };
+}
+
+/**
+ * The access policy's expression: true exactly for members of one of `groups`.
+ * Authentik runs it as the body of a function given `request`, with
+ * `ak_is_group_member(user, **filters)` = `user.all_groups().filter(**filters).exists()`
+ * (authentik/lib/expression/evaluator.py), the same membership test a group binding
+ * uses. Names are written as JSON strings, which are valid Python string literals.
+ */
+export function accessExpression(groups: readonly string[]): string {
+  return [
+    "# managed by edgeplane: members of any of these groups may enter, nobody else",
+    `return ak_is_group_member(request.user, name__in=[${groups.map((g) => JSON.stringify(g)).join(", ")}])`,
+    "",
+  ].join("\n");
+}
+
 /** The blueprint folder on the Authentik host, bind-mounted at BLUEPRINTS_IN_CONTAINER. */
 export function blueprintDir(model: Model): string {
   return `${serviceHome(authentikService(model))}/blueprints/edgeplane`;
@@ -113,16 +158,31 @@ function header(what: string): string {
 
 /**
  * The blueprint of one protected service: a proxy provider in forward-auth
- * single-application mode for `https://<fqdn>`, the application, and one binding per
- * allowed group. With `policy_engine_mode: any`, membership of any one group lets a
- * user in; a group that does not exist fails the blueprint instead of leaving the
- * application open.
+ * single-application mode for `https://<fqdn>`, the application, one expression policy
+ * that lets in the members of `auth.groups`, and one binding of that policy.
+ *
+ * Why one policy whose content changes, not one binding per group: Authentik's
+ * importer only creates and updates what a blueprint names (`state: present`, the
+ * default) and never deletes what a blueprint stops naming (authentik/blueprints/v1/
+ * importer.py, `_apply_models`), so a binding removed from the file would keep its
+ * group's access. The policy's `expression` is one attribute of one object found by
+ * its name: taking a group out of the list updates it, in the apply's transaction.
+ *
+ * `policy_engine_mode: all`: every binding on the application must pass, so a binding
+ * edgeplane did not write (left from an earlier version, or added by hand) can only
+ * narrow access, never widen it; the apply then removes such bindings (apply.ts).
+ * Authentik lets everybody in when an application has no binding at all, so the
+ * binding is never left out.
+ *
+ * edgeplane's check before the dry run (apply.ts) fails on a group that does not
+ * exist, rather than letting the policy silently match nobody.
  */
 export function renderAppBlueprint(model: Model, service: Service, flows: AuthentikFlows = DEFAULT_FLOWS): string {
   if (!service.auth) throw new Error(`internal: service ${service.name} has no auth, so it gets no Authentik application`);
   const authentik = authentikService(model);
   if (service.name === authentik.name) throw new Error("internal: the Authentik service cannot sit behind itself");
   const url = `https://${service.fqdn}`;
+  const identity = appIdentity(service);
   const entries: BlueprintEntry[] = [
     blueprintEntry("authentik_providers_proxy.proxyprovider", {
       id: "provider",
@@ -135,26 +195,52 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
         skip_path_regex: SKIP_PATH_REGEX,
       },
     }),
+    blueprintEntry("authentik_policies_expression.expressionpolicy", {
+      id: "access",
+      identifiers: { name: identity.policy },
+      attrs: { expression: accessExpression(service.auth.groups), execution_logging: false },
+    }),
     blueprintEntry("authentik_core.application", {
       id: "application",
-      identifiers: { slug: service.name },
+      identifiers: { slug: identity.slug },
       attrs: {
         name: service.name,
         provider: new KeyOf("provider"),
         meta_launch_url: url,
-        policy_engine_mode: "any",
+        policy_engine_mode: "all",
       },
     }),
-    ...service.auth.groups.map((group, order) =>
-      blueprintEntry("authentik_policies.policybinding", {
-        identifiers: { target: new KeyOf("application"), group: new Find("authentik_core.group", "name", group) },
-        attrs: { order, enabled: true },
-      }),
-    ),
+    blueprintEntry("authentik_policies.policybinding", {
+      identifiers: { target: new KeyOf("application"), policy: new KeyOf("access") },
+      attrs: { order: 0, enabled: true, negate: false },
+    }),
   ];
   return serializeBlueprint(header(`Authentik application for service ${service.name}`), {
     version: 1,
     metadata: { name: appBlueprintName(service) },
+    entries,
+  });
+}
+
+/**
+ * What removes a protected service's objects from Authentik when it loses `auth` or is
+ * removed: the same identifiers with `state: absent`, which the importer deletes
+ * (`instance.delete()` in `_apply_models`). Deleting the application deletes its policy
+ * bindings with it (PolicyBinding.target cascades). Applied by the delete step of the
+ * service's blueprint apply (apply.ts), after edgeplane checked the application is its own.
+ */
+export function renderAppRemovalBlueprint(service: Service, options: { readonly keepApplication?: boolean } = {}): string {
+  const identity = appIdentity(service);
+  const entries: BlueprintEntry[] = [
+    ...(options.keepApplication
+      ? []
+      : [blueprintEntry("authentik_core.application", { state: "absent", identifiers: { slug: identity.slug } })]),
+    blueprintEntry("authentik_policies_expression.expressionpolicy", { state: "absent", identifiers: { name: identity.policy } }),
+    blueprintEntry("authentik_providers_proxy.proxyprovider", { state: "absent", identifiers: { name: identity.provider } }),
+  ];
+  return serializeBlueprint(header(`removes the Authentik application of service ${service.name}`), {
+    version: 1,
+    metadata: { name: `${appBlueprintName(service)} removal` },
     entries,
   });
 }

@@ -1,11 +1,19 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { ingressHost } from "../../model/topology";
 import type { Model } from "../../model/types";
 import { HOSTS_BLOCK_PATH, renderHostsBlock, spliceHostsScript } from "../hosts/render";
 import { RemoteFile, type Connection } from "../remote/file";
 import { quadletValidator, shQuote } from "../remote/script";
-import { renderClusters, renderEnvoyBootstrap, renderListeners, renderValidationBootstrap } from "./render";
+import {
+  l7KeyDigest,
+  renderClusters,
+  renderEnvoyBootstrap,
+  renderListeners,
+  renderValidationBootstrap,
+  type L7Digests,
+} from "./render";
 import { renderEnvoyContainerUnit } from "./renderUnit";
 
 export interface IngressHostArgs {
@@ -34,6 +42,12 @@ export const envoyPaths = {
 export class IngressHost extends pulumi.ComponentResource {
   public readonly host: string;
   public readonly files: string[];
+  /**
+   * Per `l7` service (by name): the key its Caddy presents to Envoy's L7 listener, a
+   * secret. Give it to that service's SidecarPod (`l7Key`); Envoy's config holds only
+   * its digest.
+   */
+  public readonly l7Keys: Readonly<Record<string, pulumi.Output<string>>>;
 
   constructor(name: string, args: IngressHostArgs, opts?: pulumi.ComponentResourceOptions) {
     const ingress = ingressHost(args.platform);
@@ -47,10 +61,25 @@ export class IngressHost extends pulumi.ComponentResource {
     );
     const { platform, connection } = args;
     const host = ingress.name;
+    // Generated once per l7 service and kept in state.
+    const l7Keys: Record<string, pulumi.Output<string>> = {};
+    for (const service of platform.services.filter((s) => s.l7)) {
+      l7Keys[service.name] = new random.RandomPassword(
+        `${service.name}-l7-key`,
+        { length: 48, special: false },
+        { parent: this },
+      ).result;
+    }
+    this.l7Keys = l7Keys;
+    // Only digests reach the rendered files; a digest of a 48-character random key
+    // discloses nothing, so it is declared not secret (or every listener file would be).
+    const digests: pulumi.Output<L7Digests> = pulumi.unsecret(
+      pulumi.all(l7Keys).apply((keys) => Object.fromEntries(Object.entries(keys).map(([svc, key]) => [svc, l7KeyDigest(key)]))),
+    );
     const file = (
       suffix: string,
       path: string,
-      content: string,
+      content: pulumi.Input<string>,
       extra: { validate?: string; dependsOn?: pulumi.Resource[] } = {},
     ) =>
       new RemoteFile(
@@ -70,12 +99,22 @@ export class IngressHost extends pulumi.ComponentResource {
     // Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7), so
     // the same listeners and clusters are first assembled into a static bootstrap and
     // validated by the real Envoy; the live files are only written after that passed.
-    const check = file("check", envoyPaths.check, renderValidationBootstrap(platform), {
-      validate: `sudo -n podman run --rm --network none -v "$candidate":/check.yaml:ro,Z ${shQuote(platform.images.envoy)} envoy --mode validate -c /check.yaml`,
-    });
+    const check = file(
+      "check",
+      envoyPaths.check,
+      digests.apply((d) => renderValidationBootstrap(platform, d)),
+      {
+        validate: `sudo -n podman run --rm --network none -v "$candidate":/check.yaml:ro,Z ${shQuote(platform.images.envoy)} envoy --mode validate -c /check.yaml`,
+      },
+    );
     // Clusters before listeners: a listener must never name a cluster Envoy lacks.
     const clusters = file("cds", envoyPaths.clusters, renderClusters(platform), { dependsOn: [check.install] });
-    const listeners = file("lds", envoyPaths.listeners, renderListeners(platform), { dependsOn: [clusters.install] });
+    const listeners = file(
+      "lds",
+      envoyPaths.listeners,
+      digests.apply((d) => renderListeners(platform, d)),
+      { dependsOn: [clusters.install] },
+    );
     const bootstrap = file("bootstrap", envoyPaths.bootstrap, renderEnvoyBootstrap(platform), { dependsOn: [check.install] });
     const unit = file("unit", envoyPaths.unit, renderEnvoyContainerUnit(platform), {
       validate: quadletValidator("envoy.container"),

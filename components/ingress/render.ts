@@ -7,6 +7,7 @@
  * also assembled into a static bootstrap that `envoy --mode validate` can check,
  * because Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7).
  */
+import { createHash } from "node:crypto";
 import YAML from "yaml";
 import { envoyUpstream, hostByName, ingressHost, l7Upstream } from "../../model/topology";
 import type { L7Settings, Model, Service } from "../../model/types";
@@ -74,6 +75,46 @@ export function sniChain(model: Model, service: Service, onTailnetAddress = fals
 }
 
 /**
+ * The fleet's own hosts, as sources: every pod on a host connects to Envoy from that
+ * host's tailnet address (rootless pods reach the tailnet through the host), so a
+ * tailnet-only chain that admitted 100.64.0.0/10 would admit every pod of the fleet,
+ * any app container included. These addresses are servers, never tailnet users.
+ */
+function fleetSources(model: Model): Obj[] {
+  return [...new Set(model.hosts.map((h) => h.tailnetIP))].sort().map((ip) => ({ address_prefix: ip, prefix_len: 32 }));
+}
+
+/**
+ * The chain that closes a tailnet-only service's connections from the fleet's own
+ * hosts. It has the same destination and server name as the service's chain and a
+ * more specific source (/32 against /10), so Envoy picks it for those sources
+ * (FilterChainMatch: the most specific source prefix wins); its RBAC filter denies
+ * every connection before anything is proxied.
+ */
+export function fleetDenyChain(model: Model, service: Service): Obj {
+  const name = `${sniChainName(service)}_fleet_denied`;
+  return {
+    name,
+    filter_chain_match: {
+      server_names: [service.fqdn],
+      prefix_ranges: [{ address_prefix: ingressHost(model).tailnetIP, prefix_len: 32 }],
+      source_prefix_ranges: fleetSources(model),
+    },
+    filters: [denyAll(name)],
+  };
+}
+
+function denyAll(stat: string): Obj {
+  return {
+    name: "envoy.filters.network.rbac",
+    typed_config: typed("envoy.extensions.filters.network.rbac.v3.RBAC", {
+      stat_prefix: stat,
+      rules: { action: "DENY", policies: { everyone: { permissions: [{ any: true }], principals: [{ any: true }] } } },
+    }),
+  };
+}
+
+/**
  * A service's limits at the edge, ahead of the proxy on its own chain, so a service
  * that is hammered exhausts its own budget and not the others': new connections per
  * second (token bucket; a connection beyond it is closed at once) and connections
@@ -127,6 +168,7 @@ export function passthroughListener(model: Model, name: string, family: "v4" | "
           ...publicServices.map((s) => sniChain(model, s)),
           ...publicServices.map((s) => sniChain(model, s, true)),
           ...services.filter((s) => s.exposure === "tailnet").map((s) => sniChain(model, s)),
+          ...services.filter((s) => s.exposure === "tailnet").map((s) => fleetDenyChain(model, s)),
         ];
   return {
     "@type": LISTENER_TYPE,
@@ -210,15 +252,50 @@ export function l7Name(service: Service): string {
 }
 
 /**
+ * The header an `l7` service's Caddy proves itself with to Envoy's L7 listener:
+ * `Basic base64(<service>:<key>)`, the key being a secret only that pod's Caddy holds
+ * (a podman secret). Not `Authorization`, which belongs to the client (an API key for
+ * the model server).
+ */
+export const L7_CREDENTIAL_HEADER = "x-edgeplane-l7-credential";
+
+/**
+ * What Envoy's basic_auth filter compares a credential with: htpasswd's `{SHA}` form,
+ * base64 of SHA-1 of the key, the only form the filter takes
+ * (envoy.extensions.filters.http.basic_auth.v3.BasicAuth, `users`). The key itself is
+ * never in Envoy's config; it is long and random, so its hash gives nothing away.
+ */
+export function l7KeyDigest(key: string): string {
+  return createHash("sha1").update(key).digest("base64");
+}
+
+/** The L7_CREDENTIAL_HEADER value of `service`'s Caddy: HTTP Basic credentials, user = the service. */
+export function l7Credential(service: Service, key: string): string {
+  return `Basic ${Buffer.from(`${service.name}:${key}`).toString("base64")}`;
+}
+
+/** Per `l7` service (by name): l7KeyDigest of the key its Caddy presents. */
+export type L7Digests = Readonly<Record<string, string>>;
+
+function l7Digest(digests: L7Digests, service: Service): string {
+  const digest = digests[service.name];
+  if (digest === undefined) throw new Error(`internal: no L7 credential digest for service ${service.name}`);
+  return digest;
+}
+
+/**
  * The L7 listener an `l7` service's Caddy proxies to, after TLS and auth: on the
  * ingress host's tailnet address (never public), accepting connections only from the
- * host that runs that Caddy. Timeouts fit streamed LLM responses (LESSONS.md 6): no
+ * host that runs that Caddy, and of those only requests carrying that Caddy's
+ * credential (L7_CREDENTIAL_HEADER): every pod on the Caddy's host connects from the
+ * same address, so the address alone would let any of them past authentication. The
+ * credential header is removed before the request goes on to a backend. Timeouts fit streamed LLM responses (LESSONS.md 6): no
  * request or route timeout (Envoy's default 15 s route timeout would cut a long
  * completion), and an explicit stream idle timeout instead, which a token stream
  * keeps resetting. Retries happen only when no connection could be made, so a
  * request a backend has started is never replayed.
  */
-export function l7Listener(model: Model, service: Service & { l7: L7Settings }): Obj {
+export function l7Listener(model: Model, service: Service & { l7: L7Settings }, digests: L7Digests): Obj {
   const name = l7Name(service);
   const upstream = l7Upstream(model, service);
   const caddyHost = hostByName(model, service.host).tailnetIP;
@@ -251,12 +328,20 @@ export function l7Listener(model: Model, service: Service & { l7: L7Settings }):
                           idle_timeout: service.l7.streamIdleTimeout,
                           retry_policy: { retry_on: "connect-failure", num_retries: service.l7.retries },
                         },
+                        request_headers_to_remove: [L7_CREDENTIAL_HEADER],
                       },
                     ],
                   },
                 ],
               },
               http_filters: [
+                {
+                  name: "envoy.filters.http.basic_auth",
+                  typed_config: typed("envoy.extensions.filters.http.basic_auth.v3.BasicAuth", {
+                    users: { inline_string: `${service.name}:{SHA}${l7Digest(digests, service)}` },
+                    authentication_header: L7_CREDENTIAL_HEADER,
+                  }),
+                },
                 { name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router") },
               ],
             }),
@@ -330,15 +415,19 @@ export function l7Cluster(model: Model, service: Service & { l7: L7Settings }): 
 
 const l7Services = (model: Model) => model.services.filter((s): s is Service & { l7: L7Settings } => s.l7 !== undefined);
 
-/** Every listener: :443 and :80 on IPv4, and on IPv6 too when the host has a public IPv6 address. */
-export function listeners(model: Model): Obj[] {
+/**
+ * Every listener: :443 and :80 on IPv4, and on IPv6 too when the host has a public IPv6
+ * address; one L7 listener per `l7` service, checking the credential whose digest
+ * `digests` holds.
+ */
+export function listeners(model: Model, digests: L7Digests): Obj[] {
   const out = [passthroughListener(model, "https_passthrough", "v4"), httpRedirectListener("http_redirect", "0.0.0.0")];
   if (ingressHost(model).publicIPv6) {
     // A separate listener per family, not one dual-stack socket: the IPv4 listener
     // must keep seeing plain IPv4 addresses, which its tailnet prefix ranges match.
     out.push(passthroughListener(model, "https_passthrough_v6", "v6"), httpRedirectListener("http_redirect_v6", "::"));
   }
-  return [...out, ...l7Services(model).map((s) => l7Listener(model, s))];
+  return [...out, ...l7Services(model).map((s) => l7Listener(model, s, digests))];
 }
 
 export function clusters(model: Model): Obj[] {
@@ -356,8 +445,8 @@ function serialize(what: string, doc: Obj): string {
 }
 
 /** /etc/envoy/lds.yaml: a DiscoveryResponse of every listener. */
-export function renderListeners(model: Model): string {
-  return serialize(`listeners of ingress host ${ingressHost(model).name}`, { resources: listeners(model) });
+export function renderListeners(model: Model, digests: L7Digests): string {
+  return serialize(`listeners of ingress host ${ingressHost(model).name}`, { resources: listeners(model, digests) });
 }
 
 /** /etc/envoy/cds.yaml: a DiscoveryResponse of every cluster. */
@@ -405,13 +494,13 @@ function overloadManager(model: Model): Obj {
  * The same listeners and clusters as a static bootstrap, for `envoy --mode validate`
  * on the host before the live files are replaced. Never run as a real config.
  */
-export function renderValidationBootstrap(model: Model): string {
+export function renderValidationBootstrap(model: Model, digests: L7Digests): string {
   const strip = (resources: Obj[]) => resources.map(({ "@type": _type, ...rest }) => rest);
   return serialize(`validation copy of the listeners and clusters of ingress host ${ingressHost(model).name}`, {
     node: { id: `${ingressHost(model).name}-check`, cluster: "edgeplane" },
     admin: admin(model),
     overload_manager: overloadManager(model),
-    static_resources: { listeners: strip(listeners(model)), clusters: strip(clusters(model)) },
+    static_resources: { listeners: strip(listeners(model, digests)), clusters: strip(clusters(model)) },
   });
 }
 

@@ -5,11 +5,12 @@ import * as random from "@pulumi/random";
 import { hostByName, ingressHost, serviceHome, serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { blueprintDir } from "../authentik/render";
+import { l7Credential } from "../ingress/render";
 import { RemoteFile, type Connection } from "../remote/file";
 import { asServiceUser, quadletValidator, shQuote } from "../remote/script";
 import { CADDY_ADMIN_SOCKET } from "./render/caddyfile";
 import { CADDYFILE_IN_CONTAINER, caddyfilePath } from "./render/names";
-import { cloudflareTokenSecretName, podmanSecretName, renderPodFiles, type PodFile } from "./render";
+import { cloudflareTokenSecretName, l7CredentialSecretName, podmanSecretName, renderPodFiles, type PodFile } from "./render";
 
 export interface SidecarPodArgs {
   /** The validated stack model the service is part of (addresses, images, TLS issuer). */
@@ -18,6 +19,11 @@ export interface SidecarPodArgs {
   readonly service: Service;
   /** SSH connection to the service's host. */
   readonly connection: pulumi.Input<Connection>;
+  /**
+   * For an `l7` service: the key its Caddy presents to Envoy's L7 listener
+   * (IngressHost's `l7Keys`), a secret; required then, and nothing else has it.
+   */
+  readonly l7Key?: pulumi.Input<string>;
 }
 
 /**
@@ -74,6 +80,14 @@ export class SidecarPod extends pulumi.ComponentResource {
       cfToken = this.dnsToken(name, platform, service);
       // Not a restart trigger: the reload below hands a new token to the running Caddy.
       podmanSecret(cloudflareTokenSecretName(service), cfToken.value, `${name}-cf-token-secret`);
+    }
+
+    if (service.l7) {
+      if (args.l7Key === undefined) {
+        throw new pulumi.ResourceError(`service "${service.name}" has l7, so it needs the l7Key IngressHost made for it`, this);
+      }
+      const credential = pulumi.output(args.l7Key).apply((key) => l7Credential(service, key));
+      podmanSecret(l7CredentialSecretName(service), credential, `${name}-l7-credential-secret`);
     }
 
     for (const envName of service.secrets) {

@@ -9,7 +9,7 @@ import { caddyfilePath, quadletDir } from "./render/names";
 import { renderPodUnits } from "./render/units";
 
 export { AUTHENTIK_HEADERS, accessLog, renderCaddyfile, stripClientClaims, tlsDirective } from "./render/caddyfile";
-export { cloudflareTokenSecretName, podmanSecretName, podUnitNames } from "./render/names";
+export { cloudflareTokenSecretName, l7CredentialSecretName, podmanSecretName, podUnitNames } from "./render/names";
 export { renderAppContainerUnit, renderCaddyContainerUnit, renderCaddyVolumeUnit, renderPodUnit } from "./render/units";
 
 export interface PodFile {

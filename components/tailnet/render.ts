@@ -127,12 +127,18 @@ function generatedTests(model: Model, users: TailnetTestUsers): PolicyTest[] {
     })),
   );
   if (users.nonMember) {
-    // Nobody outside the groups reaches the tailnet services, nor any remote pod's
-    // Caddy directly (only Envoy on the ingress may).
+    // Nobody outside the groups reaches the tailnet services, nor any hop behind Envoy
+    // directly: a remote pod's Caddy (only Envoy may), Envoy's L7 listeners (only the
+    // service's Caddy may) and the L7 backends (only Envoy may), wherever they run.
+    const ingress = ingressHost(model);
     const remoteCaddies = remoteTraffic(model).flatMap(({ host }) =>
       model.services.filter((s) => s.host === host.name).map((s) => `${host.tailnetIP}:${s.caddyPort}`),
     );
-    const deny = [...(services.length > 0 ? [ingressHttps] : []), ...remoteCaddies];
+    const l7Listeners = model.services.flatMap((s) => (s.l7 ? [`${ingress.tailnetIP}:${s.l7.listenPort}`] : []));
+    const backends = model.services.flatMap((s) =>
+      (s.l7?.backends ?? []).map((b) => `${model.hosts.find((h) => h.name === b.host)!.tailnetIP}:${b.port}`),
+    );
+    const deny = [...new Set([...(services.length > 0 ? [ingressHttps] : []), ...remoteCaddies, ...l7Listeners, ...backends])];
     if (deny.length > 0) tests.push({ src: users.nonMember, deny });
   }
   return tests;

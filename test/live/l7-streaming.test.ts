@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import net from "node:net";
+import { L7_CREDENTIAL_HEADER, l7Credential } from "../../components/ingress/render";
 import { renderCaddyfile } from "../../components/pod/render";
 import type { Model } from "../../model/types";
 import { fleet } from "../fixtures/models";
@@ -23,10 +24,12 @@ describe(
     let caddy: RunningCaddy;
     let envoyL7: { close(): Promise<void> };
     const fqdn = "llm.example.org";
+    const vllm = fleet.services.find((s) => s.name === "vllm")!;
+    // What the podman secret gives the Caddy container (components/pod: l7CredentialSecretName).
+    const credential = l7Credential(vllm, "a-key-only-this-caddy-has-0123456789abcdefghijk");
 
     before(async () => {
       const l7Port = await freePort();
-      const vllm = fleet.services.find((s) => s.name === "vllm")!;
       // One host, whose tailnet address is loopback here, so the rendered upstream
       // (ingress tailnet address : L7 port) is this machine.
       const model: Model = {
@@ -36,6 +39,12 @@ describe(
         services: [{ ...vllm, host: "edge", l7: { ...vllm.l7!, listenPort: l7Port } }],
       };
       envoyL7 = await startEcho(l7Port, (req, res) => {
+        if (req.url === "/l7-credential") {
+          // What Envoy's basic_auth filter would be handed.
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end(JSON.stringify(req.headersDistinct[L7_CREDENTIAL_HEADER] ?? []));
+          return true;
+        }
         if (req.url !== "/v1/completions") return false;
         res.writeHead(200, { "content-type": "text/event-stream" });
         let n = 0;
@@ -48,12 +57,22 @@ describe(
         }, 1000);
         return true;
       });
-      caddy = await startCaddy(toolPath("caddy")!, renderCaddyfile(model, model.services[0]!));
+      caddy = await startCaddy(toolPath("caddy")!, renderCaddyfile(model, model.services[0]!), {
+        EDGEPLANE_L7_CREDENTIAL: credential,
+      });
       await eventually(() => request({ port: caddy.port, servername: fqdn, ca: caddy.rootCA(), path: "/ready" }));
     });
     after(async () => {
       await caddy?.stop();
       await envoyL7?.close();
+    });
+
+    it("presents the pod's own L7 credential to Envoy, whatever the client sent", async () => {
+      for (const headers of [[], [[L7_CREDENTIAL_HEADER, "Basic Zm9yZ2VkOmZvcmdlZA=="]]] as [string, string][][]) {
+        const r = await request({ port: caddy.port, servername: fqdn, ca: caddy.rootCA(), path: "/l7-credential", headers });
+        assert.equal(r.status, 200);
+        assert.deepEqual(JSON.parse(r.body), [credential]);
+      }
     });
 
     it("delivers every token, as it is produced, past the 15 s mark", async () => {

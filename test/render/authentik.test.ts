@@ -25,6 +25,7 @@ import {
   EMBEDDED_OUTPOST,
   outpostBlueprintPath,
   renderAppBlueprint,
+  renderAppRemovalBlueprint,
   renderBlueprintFiles,
   renderOutpostBlueprint,
 } from "../../components/authentik/render";
@@ -95,7 +96,7 @@ describe("Authentik blueprints: what matters", () => {
       /^ {6}authorization_flow: !Find \[ authentik_flows\.flow, \[ slug, default-provider-authorization-implicit-consent \] \]$/m,
     );
     assert.match(text, /^ {6}provider: !KeyOf provider$/m);
-    assert.match(text, /^ {6}group: !Find \[ authentik_core\.group, \[ name, admins \] \]$/m);
+    assert.match(text, /^ {6}policy: !KeyOf access$/m);
     assert.doesNotMatch(text, /["']!(Find|KeyOf)/, "a quoted tag would be a plain string to Authentik");
     for (const file of files) {
       const parsed = parseBlueprint(file.content) as Blueprint;
@@ -117,8 +118,8 @@ describe("Authentik blueprints: what matters", () => {
     assert.equal(plain.warnings.length + plain.errors.length > 0, true, "yaml without the custom tags should not know them");
   });
 
-  it("protects each service with a forward_single provider for its URL and its groups' bindings", () => {
-    const [provider, application, ...bindings] = entries(renderAppBlueprint(fleet, service(fleet, "grafana")));
+  it("protects each service with a forward_single provider for its URL and one access policy for its groups", () => {
+    const [provider, policy, application, ...bindings] = entries(renderAppBlueprint(fleet, service(fleet, "grafana")));
     assert.deepEqual(provider!.identifiers, { name: "edgeplane-grafana" });
     assert.equal(provider!.attrs.mode, "forward_single");
     assert.equal(provider!.attrs.external_host, "https://grafana.example.org");
@@ -133,13 +134,42 @@ describe("Authentik blueprints: what matters", () => {
     assert.deepEqual(application!.identifiers, { slug: "grafana" });
     assert.deepEqual(application!.attrs.provider, new KeyOf(provider!.id));
     assert.equal(application!.attrs.meta_launch_url, "https://grafana.example.org");
-    assert.equal(application!.attrs.policy_engine_mode, "any");
+    // Every binding must pass: one edgeplane did not write can only narrow access.
+    assert.equal(application!.attrs.policy_engine_mode, "all");
+    assert.deepEqual(policy!.identifiers, { name: "edgeplane-grafana-access" });
+    assert.equal(
+      policy!.attrs.expression,
+      '# managed by edgeplane: members of any of these groups may enter, nobody else\nreturn ak_is_group_member(request.user, name__in=["admins", "ops"])\n',
+    );
+    // Exactly one binding, of that policy: a group taken out of auth.groups changes the
+    // policy's expression, never leaves a binding behind.
     assert.deepEqual(
-      bindings.map((b) => [b.model, b.identifiers.target.id, b.identifiers.group.value, b.attrs.order]),
+      bindings.map((b) => [b.model, b.identifiers.target.id, b.identifiers.policy.id, b.attrs]),
+      [["authentik_policies.policybinding", application!.id, policy!.id, { order: 0, enabled: true, negate: false }]],
+    );
+    assert.ok(entries(renderAppBlueprint(fleet, service(fleet, "grafana"))).every((e) => e.state === undefined));
+  });
+
+  it("writes group names into the expression as string literals, whatever they contain", () => {
+    const odd = { ...service(fleet, "grafana"), auth: { groups: ['a"b', "c\\d", "é\nx"] } };
+    const [, policy] = entries(renderAppBlueprint(fleet, odd));
+    assert.ok(String(policy!.attrs.expression).includes('name__in=["a\\"b", "c\\\\d", "é\\nx"]'));
+  });
+
+  it("removes with the same identifiers and state absent, keeping an application that is not edgeplane's", () => {
+    const grafana = service(fleet, "grafana");
+    const all = entries(renderAppRemovalBlueprint(grafana));
+    assert.deepEqual(
+      all.map((e) => [e.model, e.state, e.identifiers]),
       [
-        ["authentik_policies.policybinding", application!.id, "admins", 0],
-        ["authentik_policies.policybinding", application!.id, "ops", 1],
+        ["authentik_core.application", "absent", { slug: "grafana" }],
+        ["authentik_policies_expression.expressionpolicy", "absent", { name: "edgeplane-grafana-access" }],
+        ["authentik_providers_proxy.proxyprovider", "absent", { name: "edgeplane-grafana" }],
       ],
+    );
+    assert.deepEqual(
+      entries(renderAppRemovalBlueprint(grafana, { keepApplication: true })).map((e) => e.model),
+      ["authentik_policies_expression.expressionpolicy", "authentik_providers_proxy.proxyprovider"],
     );
   });
 
@@ -220,6 +250,7 @@ describe("Authentik blueprints: what matters", () => {
       "authentik_providers_proxy.proxyprovider": "ProxyProviderRequest",
       "authentik_core.application": "ApplicationRequest",
       "authentik_policies.policybinding": "PolicyBindingRequest",
+      "authentik_policies_expression.expressionpolicy": "ExpressionPolicyRequest",
       "authentik_outposts.outpost": "OutpostRequest",
     };
     let checked = 0;

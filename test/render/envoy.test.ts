@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import YAML from "yaml";
 import {
   clusterName,
+  l7Credential,
+  l7KeyDigest,
+  L7_CREDENTIAL_HEADER,
   renderClusters,
   renderEnvoyBootstrap,
   renderListeners,
   renderValidationBootstrap,
+  type L7Digests,
 } from "../../components/ingress/render";
 import type { Model } from "../../model/types";
 import { fixtures, fleet, single } from "../fixtures/models";
@@ -14,11 +19,16 @@ import { assertGolden, pruneGolden } from "../golden";
 
 type Obj = Record<string, any>;
 
+/** The test's L7 keys: one per `l7` service, as IngressHost generates them. */
+const keyOf = (service: string) => `test-l7-key-of-${service}-0123456789abcdefghijklmnop`;
+const digestsOf = (m: Model): L7Digests =>
+  Object.fromEntries(m.services.filter((s) => s.l7).map((s) => [s.name, l7KeyDigest(keyOf(s.name))]));
+
 const renderers = {
   "envoy.yaml": renderEnvoyBootstrap,
-  "lds.yaml": renderListeners,
+  "lds.yaml": (m: Model) => renderListeners(m, digestsOf(m)),
   "cds.yaml": renderClusters,
-  "check.yaml": renderValidationBootstrap,
+  "check.yaml": (m: Model) => renderValidationBootstrap(m, digestsOf(m)),
 };
 
 describe("Envoy renderers: golden files", () => {
@@ -33,7 +43,7 @@ describe("Envoy renderers: golden files", () => {
   it("has no stale golden files", () => pruneGolden("envoy", written));
 });
 
-const lds = (m: Model): Obj[] => YAML.parse(renderListeners(m)).resources;
+const lds = (m: Model): Obj[] => YAML.parse(renderListeners(m, digestsOf(m))).resources;
 const cds = (m: Model): Obj[] => YAML.parse(renderClusters(m)).resources;
 const listener = (m: Model, name: string) => lds(m).find((l) => l.name === name)!;
 
@@ -68,6 +78,9 @@ function route(l: Obj, conn: { dst: string; sni: string; src: string }): string 
   narrow((c) => prefixScore(c.filter_chain_match?.source_prefix_ranges, conn.src));
   if (chains.length === 0) return null;
   assert.equal(chains.length, 1, `ambiguous match for ${JSON.stringify(conn)}`);
+  // A chain whose network RBAC filter denies everyone closes the connection.
+  const rbac = chains[0]!.filters.find((f: Obj) => f.name === "envoy.filters.network.rbac")?.typed_config;
+  if (rbac?.rules?.action === "DENY" && Object.values<Obj>(rbac.rules.policies).some((p) => p.principals?.[0]?.any)) return null;
   return tcpProxyOf(chains[0]!).cluster;
 }
 
@@ -77,7 +90,7 @@ function tcpProxyOf(chain: Obj): Obj {
 
 describe("Envoy config: what matters", () => {
   it("binds the admin interface to 127.0.0.1 only", () => {
-    for (const render of [renderEnvoyBootstrap, renderValidationBootstrap]) {
+    for (const render of [renderEnvoyBootstrap, renderers["check.yaml"]]) {
       assert.deepEqual(YAML.parse(render(fleet)).admin.address.socket_address, { address: "127.0.0.1", port_value: 9901 });
     }
   });
@@ -111,6 +124,18 @@ describe("Envoy config: what matters", () => {
     );
     const v6 = listener(fleet, "https_passthrough_v6");
     assert.ok(v6.filter_chains.every((c: Obj) => !c.filter_chain_match.server_names.includes(pgadmin.fqdn)));
+  });
+
+  it("closes tailnet-only services to the fleet's own hosts: every pod connects as its host", () => {
+    const l = listener(fleet, "https_passthrough");
+    const pgadmin = fleet.services.find((s) => s.name === "pgadmin")!;
+    for (const host of fleet.hosts) {
+      assert.equal(route(l, { dst: "100.64.0.1", sni: pgadmin.fqdn, src: host.tailnetIP }), null, host.name);
+    }
+    // A tailnet user still gets in, and pods still reach public services (Authentik) there.
+    assert.equal(route(l, { dst: "100.64.0.1", sni: pgadmin.fqdn, src: "100.64.0.7" }), clusterName(pgadmin));
+    const authentik = fleet.services.find((s) => s.name === "authentik")!;
+    assert.equal(route(l, { dst: "100.64.0.1", sni: authentik.fqdn, src: "100.64.0.1" }), clusterName(authentik));
   });
 
   it("serves tailnet clients both tailnet-only and public services on the tailnet address", () => {
@@ -182,7 +207,7 @@ describe("Envoy config: what matters", () => {
   });
 
   it("validates exactly the live listeners and clusters", () => {
-    const check = YAML.parse(renderValidationBootstrap(fleet)).static_resources;
+    const check = YAML.parse(renderers["check.yaml"](fleet)).static_resources;
     const strip = (rs: Obj[]) => rs.map(({ "@type": _t, ...rest }) => rest);
     assert.deepEqual(check.listeners, strip(lds(fleet)));
     assert.deepEqual(check.clusters, strip(cds(fleet)));
@@ -195,7 +220,9 @@ describe("Envoy config: what matters", () => {
 });
 
 describe("limits at the edge", () => {
-  const chainsOf = (m: Model) => listener(m, "https_passthrough").filter_chains as Obj[];
+  // Chains that proxy; the ones that close fleet sources (fleetDenyChain) have nothing to limit.
+  const chainsOf = (m: Model) =>
+    (listener(m, "https_passthrough").filter_chains as Obj[]).filter((c) => !c.name.endsWith("_fleet_denied"));
 
   it("rate-limits new connections and caps open ones on every SNI chain, before proxying", () => {
     for (const chain of chainsOf(fleet)) {
@@ -241,6 +268,48 @@ describe("Envoy L7 for inference backends", () => {
   const hcm = () => l7().filter_chains[0].filters[0].typed_config;
   const route = () => hcm().route_config.virtual_hosts[0].routes[0].route;
   const cluster = () => cds(fleet).find((c) => c.name === "l7_vllm")!;
+
+  /**
+   * Envoy's basic_auth filter on one request's headers (envoy source
+   * source/extensions/filters/http/basic_auth/basic_auth_filter.cc): the credential
+   * header must be `Basic base64(user:password)`, the user a line of `users`, and
+   * `{SHA}` + base64(SHA-1(password)) that line's hash.
+   */
+  function basicAuthLetsIn(headers: Record<string, string>): boolean {
+    const filter = hcm().http_filters.find((f: Obj) => f.name === "envoy.filters.http.basic_auth").typed_config;
+    const value = headers[filter.authentication_header ?? "authorization"];
+    if (!value?.startsWith("Basic ")) return false;
+    const decoded = Buffer.from(value.slice(6), "base64").toString();
+    const [user, ...rest] = decoded.split(":");
+    const users = new Map<string, string>(
+      String(filter.users.inline_string)
+        .split("\n")
+        .map((line) => line.split(":") as [string, string]),
+    );
+    return users.get(user!) === `{SHA}${createHash("sha1").update(rest.join(":")).digest("base64")}`;
+  }
+
+  it("lets in only requests carrying the credential of this service's Caddy, which it then removes", () => {
+    const vllm = fleet.services.find((s) => s.name === "vllm")!;
+    const filters = hcm().http_filters.map((f: Obj) => f.name);
+    assert.deepEqual(filters, ["envoy.filters.http.basic_auth", "envoy.filters.http.router"], "checked before routing");
+    assert.equal(basicAuthLetsIn({ [L7_CREDENTIAL_HEADER]: l7Credential(vllm, keyOf("vllm")) }), true);
+    // Another pod on the Caddy's host connects from the same address, but has no key.
+    for (const headers of <Record<string, string>[]>[
+      {},
+      { [L7_CREDENTIAL_HEADER]: l7Credential(vllm, "guessed") },
+      { [L7_CREDENTIAL_HEADER]: l7Credential({ ...vllm, name: "grafana" }, keyOf("grafana")) },
+      { authorization: l7Credential(vllm, keyOf("vllm")) },
+    ]) {
+      assert.equal(basicAuthLetsIn(headers), false, JSON.stringify(headers));
+    }
+    assert.deepEqual(hcm().route_config.virtual_hosts[0].routes[0].request_headers_to_remove, [L7_CREDENTIAL_HEADER]);
+    // The key is nowhere in Envoy's files, only its digest.
+    for (const text of [renderListeners(fleet, digestsOf(fleet)), renderers["check.yaml"](fleet)]) {
+      assert.ok(!text.includes(keyOf("vllm")));
+      assert.ok(!text.includes(l7Credential(vllm, keyOf("vllm")).slice(6)));
+    }
+  });
 
   it("listens on the ingress host's tailnet address only, for the Caddy host only", () => {
     assert.deepEqual(l7().address.socket_address, { address: "100.64.0.1", port_value: 20450 });

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import path from "node:path";
+import { l7CredentialSecretName } from "../../components/pod/render";
 import { describe, it } from "node:test";
 import {
   AUTHENTIK_HEADERS,
@@ -161,15 +162,26 @@ describe("pod renderers: what matters", () => {
       if (model.tls.issuer === "internal") {
         assert.ok(lines.includes("tls internal"));
         assert.ok(!lines.some((l) => l.startsWith("dns ")));
-        assert.ok(!caddy.some((l) => l.startsWith("Secret=")), "no token without DNS-01");
+        assert.ok(!caddy.some((l) => l.startsWith("Secret=") && l.includes("CF_API_TOKEN")), "no token without DNS-01");
       } else {
         assert.ok(lines.includes("dns cloudflare {$CF_API_TOKEN}"));
         assert.ok(!lines.includes("tls internal"));
         assert.deepEqual(
-          caddy.filter((l) => l.startsWith("Secret=")),
+          caddy.filter((l) => l.startsWith("Secret=") && !l.includes("l7-credential")),
           [tokenSecret],
         );
       }
+    });
+
+    it(`${label}: only an l7 service's Caddy holds a credential for Envoy's L7 listener, and sends it there`, () => {
+      const lines = caddyLines(fileNamed(files, "Caddyfile").content);
+      const caddy = sectionLines(fileNamed(files, `${svc.name}-caddy.container`).content, "Container");
+      const app = sectionLines(fileNamed(files, `${svc.name}-app.container`).content, "Container");
+      const secret = `Secret=${l7CredentialSecretName(svc)},type=env,target=EDGEPLANE_L7_CREDENTIAL`;
+      const header = "header_up x-edgeplane-l7-credential {env.EDGEPLANE_L7_CREDENTIAL}";
+      assert.equal(caddy.includes(secret), svc.l7 !== undefined);
+      assert.equal(lines.includes(header), svc.l7 !== undefined);
+      assert.ok(!app.some((l) => l.includes("l7-credential")), "the app never gets it");
     });
 
     it(`${label}: secrets appear only by name`, () => {
@@ -314,11 +326,20 @@ describe("pod renderers: what matters", () => {
     assert.ok(!renderCaddyfile(single, service(single, "whoami")).includes("forward_auth"));
   });
 
-  it("the Authentik site passes X-Forwarded-* only from the stack's own hosts", () => {
-    const lines = caddyLines(renderCaddyfile(fleet, service(fleet, "authentik")));
-    const proxy = lines.indexOf("reverse_proxy localhost:9000 {");
-    assert.ok(proxy >= 0);
-    assert.ok(lines.slice(proxy + 1, lines.indexOf("}", proxy)).includes("trusted_proxies 100.64.0.1/32 100.64.0.2/32"));
+  it("the Authentik site passes X-Forwarded-* only from hosts that run a service behind Authentik", () => {
+    const trusted = (m: Model) => {
+      const lines = caddyLines(renderCaddyfile(m, service(m, "authentik")));
+      const proxy = lines.indexOf("reverse_proxy localhost:9000 {");
+      assert.ok(proxy >= 0);
+      return lines.slice(proxy + 1, lines.indexOf("}", proxy)).filter((l) => l.startsWith("trusted_proxies"));
+    };
+    // gpu runs only vllm, which has no auth: its pods have nothing to ask Authentik.
+    assert.deepEqual(trusted(fleet), ["trusted_proxies 100.64.0.1/32"]);
+    const gpuAuth: Model = {
+      ...fleet,
+      services: fleet.services.map((s) => (s.name === "vllm" ? { ...s, auth: { groups: ["ml"] } } : s)),
+    };
+    assert.deepEqual(trusted(gpuAuth), ["trusted_proxies 100.64.0.1/32 100.64.0.2/32"]);
     assert.ok(!caddyLines(renderCaddyfile(fleet, service(fleet, "grafana"))).some((l) => l.startsWith("trusted_proxies")));
   });
 

@@ -116,6 +116,26 @@ describe("Tailnet policy: what matters", () => {
     assert.ok(deny.includes("100.64.0.2:10450"), "a non-member must not reach a remote pod's Caddy directly");
   });
 
+  it("tests that a non-member reaches no hop behind Envoy: Caddy ports, L7 listeners, L7 backends", () => {
+    const deny: string[] = policy(fleet).tests.find((t: Obj) => t.src === users.nonMember).deny;
+    assert.deepEqual(deny, [
+      "100.64.0.1:443",
+      "100.64.0.2:10450", // vllm's Caddy on gpu
+      "100.64.0.1:20450", // Envoy's L7 listener for vllm
+      "100.64.0.2:8001", // vllm's backends on gpu
+      "100.64.0.2:8002",
+    ]);
+    // Every port a generated grant opens between the fleet's hosts is one a non-member is tested against.
+    const opened = policy(fleet)
+      .grants.filter((g: Obj) => g.src.every((s: string) => s.startsWith("edgeplane-")))
+      .flatMap((g: Obj) => g.ip.map((ip: string) => ip.slice("tcp:".length)));
+    for (const port of opened)
+      assert.ok(
+        deny.some((d) => d.endsWith(`:${port}`)),
+        `port ${port} has no deny test`,
+      );
+  });
+
   it("lets a remote pod with auth reach Authentik through the ingress", () => {
     const gpuAuth: Model = {
       ...fleet,

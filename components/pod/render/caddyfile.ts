@@ -12,6 +12,8 @@
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
 import { caddyBindAddress, envoySourceAddress, l7Upstream } from "../../../model/topology";
+import { L7_CREDENTIAL_HEADER } from "../../ingress/render";
+import { L7_CREDENTIAL_ENV } from "./names";
 import type { Model, Service } from "../../../model/types";
 import {
   comment,
@@ -470,15 +472,17 @@ function anonymousMatcher(): CaddyNode[] {
 }
 
 /**
- * Addresses whose X-Forwarded-* the Authentik site passes to Authentik: the stack's
- * hosts (forward_auth and outpost requests arrive through Envoy with the calling
- * host's tailnet address as client address). Without this, Caddy would overwrite
- * X-Forwarded-Host with auth.<domain> and the outpost would not know which
- * application is asking (LESSONS.md 13). Every host, not only those running protected
- * services today, so adding or removing a service never changes Authentik's config.
+ * Addresses whose X-Forwarded-* the Authentik site passes to Authentik: the hosts that
+ * run a service behind Authentik (forward_auth and outpost requests arrive through
+ * Envoy with the calling host's tailnet address as client address). Without this,
+ * Caddy would overwrite X-Forwarded-Host with auth.<domain> and the outpost would not
+ * know which application is asking (goauthentik/authentik#4555). Only those hosts:
+ * every pod on a host shares its address, so each host trusted is every pod on it
+ * trusted; a host with no protected service has no reason to be.
  */
 function authentikCallerRanges(model: Model): string[] {
-  return [...new Set(model.hosts.map((h) => h.tailnetIP))].sort().map((ip) => `${ip}/32`);
+  const callers = new Set(model.services.filter((s) => s.auth).map((s) => s.host));
+  return [...new Set(model.hosts.filter((h) => callers.has(h.name)).map((h) => h.tailnetIP))].sort().map((ip) => `${ip}/32`);
 }
 
 /**
@@ -498,6 +502,8 @@ function appProxy(model: Model, service: Service, matcher?: string): Directive {
       ...(trusted.length > 0 ? [directive(["trusted_proxies", ...trusted])] : []),
       ...(isAuthentik ? [] : [forwardedHost(service)]),
       ...(service.l7 ? [directive(["flush_interval", "-1"])] : []),
+      // Envoy's L7 listener lets in only this pod's Caddy (components/ingress/render.ts, l7Listener).
+      ...(service.l7 ? [directive(["header_up", L7_CREDENTIAL_HEADER, placeholder(`env.${L7_CREDENTIAL_ENV}`)])] : []),
       // Keeps websockets open across a config reload (LESSONS.md 5).
       directive(["stream_close_delay", "5m"]),
     ],

@@ -11,6 +11,18 @@ export function podmanSecretName(service: Service, envName: string): string {
   return `${service.name}-${envName.toLowerCase().replace(/_/g, "-")}`;
 }
 
+/**
+ * Podman secret holding an `l7` service's credential for Envoy's L7 listener (the value
+ * of its x-edgeplane-l7-credential header). The dot keeps it apart from every name
+ * podmanSecretName can make.
+ */
+export function l7CredentialSecretName(service: Service): string {
+  return `${service.name}.l7-credential`;
+}
+
+/** The environment variable the Caddy container reads the L7 credential from. */
+export const L7_CREDENTIAL_ENV = "EDGEPLANE_L7_CREDENTIAL";
+
 /** Podman secret holding the pod's Cloudflare API token (DNS-01). */
 export function cloudflareTokenSecretName(service: Service): string {
   return `${service.name}-cf-api-token`;

@@ -13,6 +13,8 @@ import {
   CADDYFILE_IN_CONTAINER,
   caddyConfigDir,
   cloudflareTokenSecretName,
+  L7_CREDENTIAL_ENV,
+  l7CredentialSecretName,
   podmanSecretName,
   podUnitNames,
 } from "./names";
@@ -136,6 +138,14 @@ export function renderCaddyContainerUnit(model: Model, service: Service): string
         ]),
         entry("Volume", `${names.caddyVolume}:/data:Z`),
         tokenSecret,
+        service.l7
+          ? [
+              entry("Secret", `${l7CredentialSecretName(service)},type=env,target=${L7_CREDENTIAL_ENV}`, [
+                "What this Caddy presents to Envoy's L7 listener, read by the Caddyfile at request time",
+                `as {env.${L7_CREDENTIAL_ENV}}; the app container never gets it.`,
+              ]),
+            ]
+          : [],
         entry("Exec", words("caddy", "run", "--config", CADDYFILE_IN_CONTAINER, "--adapter", "caddyfile")),
         entry("StopTimeout", "15", ["Longer than Caddy's grace_period (10s), so open requests finish before SIGKILL."]),
       ),
