@@ -61,11 +61,16 @@ function pathProblem(schema: z.ZodTypeAny, segments: readonly Segment[]): string
   return `${JSON.stringify(head)} under a value that has no keys`;
 }
 
-/** `edgeplane:hosts.<name>.ssh.hostKey` in prose and commands; `<…>` stands for a name. */
+/**
+ * `edgeplane:hosts.<name>.ssh.hostKey` in prose and commands; `<…>` stands for a name.
+ * A key quoted in an `unknown key` message is a deliberate mistake, and
+ * `edgeplane:index:<Type>` is a Pulumi type token, not a config key.
+ */
 function keysInText(text: string): string[] {
-  const keys = [...text.matchAll(/edgeplane:([A-Za-z][A-Za-z0-9_.<>-]*)/g)].map((m) => m[1]!.replace(/\.+$/, ""));
-  // `edgeplane:index:<Type>` is a Pulumi type token, not a config key.
-  return [...new Set(keys)].filter((k) => k !== "index");
+  const keys = [...text.matchAll(/edgeplane:([A-Za-z][A-Za-z0-9_.<>-]*)(?![A-Za-z0-9_.<>-]|: unknown key)/g)]
+    .map((m) => m[1]!.replace(/\.+$/, ""))
+    .filter((k) => k !== "index");
+  return [...new Set(keys)];
 }
 
 /** The YAML code blocks of a markdown text. */
@@ -177,5 +182,7 @@ describe("docs/", () => {
     assert.match(pathProblem(configSchema, ["services", "x", "publicPaths", "a"]) ?? "", /under a list/);
     assert.equal(pathProblem(configSchema, ["hosts", "<name>", "ssh", "hostKey"]), undefined);
     assert.equal(pathProblem(configSchema, ["tailscale", "policy", "grants", 0, "src", 0]), undefined);
+    assert.deepEqual(keysInText("set `edgeplane:tailscale.adopt`, not `edgeplane:tailscal`."), ["tailscale.adopt", "tailscal"]);
+    assert.deepEqual(keysInText("(`edgeplane:tailscal: unknown key; did you mean edgeplane:tailscale?`)"), ["tailscale"]);
   });
 });
