@@ -107,9 +107,13 @@ async function main(): Promise<number> {
 function writePlanFolder(dest: string, plan: Plan, files: readonly PlannedFile[]): void {
   const staging = `${dest}.partial-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });
+  // Many files share a folder (a pod's units): create each folder once.
+  const made = new Set<string>();
   for (const file of files) {
     const target = path.join(staging, "hosts", file.host, file.path);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const dir = path.dirname(target);
+    if (!made.has(dir)) fs.mkdirSync(dir, { recursive: true });
+    made.add(dir);
     fs.writeFileSync(target, file.content);
   }
   fs.mkdirSync(staging, { recursive: true });

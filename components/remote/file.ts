@@ -41,7 +41,11 @@ export class RemoteFile extends pulumi.ComponentResource {
   public readonly install: command.remote.Command;
 
   constructor(name: string, args: RemoteFileArgs, opts?: pulumi.ComponentResourceOptions) {
-    const sha256 = pulumi.output(args.content).apply((c) => createHash("sha256").update(c).digest("hex"));
+    // Rendered content is a plain string: hashed right here, the hash and the install
+    // script need no Output and no apply (each Output is a dozen promises per file).
+    const hash = (c: string) => createHash("sha256").update(c).digest("hex");
+    const sha256: pulumi.Input<string> =
+      typeof args.content === "string" ? hash(args.content) : pulumi.output(args.content).apply(hash);
     super(
       "edgeplane:index:RemoteFile",
       name,
@@ -49,23 +53,23 @@ export class RemoteFile extends pulumi.ComponentResource {
       opts,
     );
     this.path = args.path;
-    this.sha256 = sha256;
+    this.sha256 = pulumi.output(sha256);
     const description = `${args.path} on ${args.host}`;
+    const script = (hash: string) =>
+      installScript({
+        path: args.path,
+        owner: args.owner,
+        mode: args.mode,
+        description,
+        sha256: hash,
+        ...(args.validate ? { validate: args.validate } : {}),
+      });
     this.install = new command.remote.Command(
       `${name}-install`,
       {
         connection: args.connection,
         stdin: args.content,
-        create: sha256.apply((hash) =>
-          installScript({
-            path: args.path,
-            owner: args.owner,
-            mode: args.mode,
-            description,
-            sha256: hash,
-            ...(args.validate ? { validate: args.validate } : {}),
-          }),
-        ),
+        create: typeof sha256 === "string" ? script(sha256) : sha256.apply(script),
         delete: removeScript({ path: args.path, description }),
         // The validator's message is the useful output; the file content never is.
         logging: "stderr",
@@ -75,6 +79,6 @@ export class RemoteFile extends pulumi.ComponentResource {
       // whether the engine passes a component's dependsOn down to its children.
       { parent: this, ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
     );
-    this.registerOutputs({ path: this.path, sha256 });
+    this.registerOutputs({ path: this.path, sha256: this.sha256 });
   }
 }
