@@ -3,6 +3,8 @@
  * resource registration with its parent and resolved inputs. Used by the offline plan
  * and by tests; Pulumi's runtime is process-global, so call it once per process.
  */
+// First: it decides how the SDK's heavy, unused modules load.
+import "./lazy-sdk";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import path from "node:path";
