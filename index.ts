@@ -55,59 +55,81 @@ const connectionTo = (hostName: string): Connection => {
   return connection;
 };
 
-const ingress = ingressHost(platform);
-const ingressComponent = new IngressHost(ingress.name, { platform, connection: connectionTo(ingress.name) });
+/**
+ * The program's entry point: Pulumi awaits it, and what it returns is the stack's
+ * outputs (sdk/nodejs/cmd/run/run.ts). It is async only to yield after each service,
+ * so that a service's registrations finish before the next service's start instead
+ * of every resource of the stack being in flight at once: each pending registration
+ * holds a dozen promises per input, and a 1,000-service stack took 3.6 GiB to plan.
+ */
+export = async () => {
+  const ingress = ingressHost(platform);
+  const ingressComponent = new IngressHost(ingress.name, { platform, connection: connectionTo(ingress.name) });
 
-const pods = platform.services.map(
-  (service) =>
-    new SidecarPod(service.name, {
+  const pods: SidecarPod[] = [];
+  for (const service of platform.services) {
+    pods.push(
+      new SidecarPod(service.name, {
+        platform,
+        service,
+        connection: connectionTo(service.host),
+        ...(service.l7 ? { l7Key: ingressComponent.l7Keys[service.name] } : {}),
+      }),
+    );
+    await nextTurn();
+  }
+
+  // Authentik: one application per protected service, and the embedded outpost's
+  // provider list, written once for all of them. Blueprints go to the Authentik host,
+  // after its pod (and the service user that owns the folder) exists.
+  if (platform.authentik) {
+    const authentikPod = pods[platform.services.findIndex((s) => s.name === platform.authentik!.service)]!;
+    const authentikHost = platform.services.find((s) => s.name === platform.authentik!.service)!.host;
+    const apps: AuthentikApp[] = [];
+    for (const service of protectedServices(platform)) {
+      apps.push(
+        new AuthentikApp(
+          `${service.name}-auth`,
+          {
+            platform,
+            service,
+            connection: connectionTo(authentikHost),
+            ...(platform.authentik.flows ? { flows: platform.authentik.flows } : {}),
+          },
+          { dependsOn: [authentikPod] },
+        ),
+      );
+      await nextTurn();
+    }
+    // Even with no protected service: the list must then shrink to the extra providers.
+    new AuthentikOutpost(
+      "authentik-outpost",
+      { platform, connection: connectionTo(authentikHost), apps, extraProviders: platform.authentik.extraProviders ?? [] },
+      { dependsOn: [authentikPod] },
+    );
+  }
+
+  if (platform.tailscale) {
+    new TailnetPolicy("tailnet", {
       platform,
-      service,
-      connection: connectionTo(service.host),
-      ...(service.l7 ? { l7Key: ingressComponent.l7Keys[service.name] } : {}),
-    }),
-);
+      base: platform.tailscale.policy,
+      testUsers: platform.tailscale.testUsers,
+      adopt: platform.tailscale.adopt,
+    });
+  }
 
-// Authentik: one application per protected service, and the embedded outpost's
-// provider list, written once for all of them. Blueprints go to the Authentik host,
-// after its pod (and the service user that owns the folder) exists.
-if (platform.authentik) {
-  const authentikPod = pods[platform.services.findIndex((s) => s.name === platform.authentik!.service)]!;
-  const authentikHost = platform.services.find((s) => s.name === platform.authentik!.service)!.host;
-  const apps = protectedServices(platform).map(
-    (service) =>
-      new AuthentikApp(
-        `${service.name}-auth`,
-        {
-          platform,
-          service,
-          connection: connectionTo(authentikHost),
-          ...(platform.authentik!.flows ? { flows: platform.authentik!.flows } : {}),
-        },
-        { dependsOn: [authentikPod] },
-      ),
-  );
-  // Even with no protected service: the list must then shrink to the extra providers.
-  new AuthentikOutpost(
-    "authentik-outpost",
-    { platform, connection: connectionTo(authentikHost), apps, extraProviders: platform.authentik.extraProviders ?? [] },
-    { dependsOn: [authentikPod] },
-  );
+  return {
+    /** The URL of every service, by service name. */
+    urls: Object.fromEntries(pods.map((pod, i) => [platform.services[i]!.name, pod.url])),
+    /** The ingress host's name and public address(es). */
+    ingressAddresses: { host: ingress.name, ipv4: ingress.publicIPv4 ?? null, ipv6: ingress.publicIPv6 ?? null },
+  };
+};
+
+/** Lets the registrations started so far run before the program goes on. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
-
-if (platform.tailscale) {
-  new TailnetPolicy("tailnet", {
-    platform,
-    base: platform.tailscale.policy,
-    testUsers: platform.tailscale.testUsers,
-    adopt: platform.tailscale.adopt,
-  });
-}
-
-/** The URL of every service, by service name. */
-export const urls = Object.fromEntries(pods.map((pod, i) => [platform.services[i]!.name, pod.url]));
-/** The ingress host's name and public address(es). */
-export const ingressAddresses = { host: ingress.name, ipv4: ingress.publicIPv4 ?? null, ipv6: ingress.publicIPv6 ?? null };
 
 /** Pulumi hands structured config values over as JSON text; plain strings stay strings. */
 function parseConfigValue(value: string): unknown {

@@ -134,7 +134,10 @@ export async function runProgram(
   record(pulumi.runtime.getMonitor() as unknown as MockMonitor, records);
   const restore = skipDebugStackTraces();
   try {
-    require(programPath);
+    // As Pulumi's runtime does (sdk/nodejs/cmd/run/run.ts): a program that exports a
+    // function is that function, awaited.
+    const exported: unknown = require(programPath);
+    if (typeof exported === "function") await exported();
     // Waits until every registration and apply the program started has finished.
     await pulumi.runtime.disconnect();
   } finally {
