@@ -5,24 +5,23 @@
  * an invalid config.
  */
 import type { ZodIssue } from "zod";
-import { hostSchema, NAME, serviceSchema, stackSchema, type ParsedService, type ParsedStack } from "./schema";
+import { closestKey, knownKeysAt } from "./keys";
+import {
+  configSchema,
+  hostSchema,
+  NAME,
+  PROGRAM_KEYS,
+  serviceSchema,
+  stackSchema,
+  type ParsedService,
+  type ParsedStack,
+} from "./schema";
 import type { Host, Model, Service } from "./types";
 
 export type { Model, Host, Service } from "./types";
 
-/** The top-level config keys edgeplane reads, without the `edgeplane:` prefix. */
-export const CONFIG_KEYS = [
-  "domain",
-  "cloudflare",
-  "tls",
-  "images",
-  "envoy",
-  "hosts",
-  "services",
-  "authentik",
-  "tailscale",
-  "adopt",
-] as const;
+/** The top-level config keys edgeplane knows, without the `edgeplane:` prefix. */
+export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.shape);
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -43,7 +42,11 @@ export function keyPath(path: readonly (string | number)[]): string {
 
 function describeIssue(issue: ZodIssue): string[] {
   if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key`);
+    const known = knownKeysAt(issue.path);
+    return issue.keys.map((k) => {
+      const guess = closestKey(k, known);
+      return `${keyPath([...issue.path, k])}: unknown key${guess ? `; did you mean ${keyPath([...issue.path, guess])}?` : ""}`;
+    });
   }
   if (issue.code === "invalid_type" && issue.received === "undefined") {
     return [`${keyPath(issue.path)}: is required`];
@@ -358,13 +361,20 @@ function normalize(stack: ParsedStack): Model {
 }
 
 /**
- * Validates and normalizes the `edgeplane:*` config (keys without the prefix).
- * Throws ConfigError listing every problem when the config is invalid.
+ * Validates and normalizes the `edgeplane:*` config (keys without the prefix): every
+ * key the stack sets, so that an unknown one is an error. Keys the program reads
+ * itself (the SSH key) are not part of the model and are left out unread. Throws
+ * ConfigError listing every problem when the config is invalid.
  */
 export function buildModel(raw: unknown): Model {
-  const top = stackSchema.safeParse(raw);
-  if (!top.success) throw new ConfigError(dedupe(top.error.issues.flatMap(describeIssue)));
-  const problems: string[] = [];
+  // Unknown top-level keys are reported with the rest rather than alone, so one typo
+  // does not hide the problems inside hosts and services.
+  const { known, unknown } = splitTopLevel(raw);
+  const problems: string[] = unknown.flatMap((key) =>
+    describeIssue({ code: "unrecognized_keys", keys: [key], path: [], message: "" }),
+  );
+  const top = stackSchema.safeParse(known);
+  if (!top.success) throw new ConfigError(dedupe([...problems, ...top.error.issues.flatMap(describeIssue)]));
   const parseEntries = <T>(
     section: "hosts" | "services",
     schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: ZodIssue[] } } },
@@ -385,6 +395,41 @@ export function buildModel(raw: unknown): Model {
   problems.push(...crossCheck(stack, Object.keys(top.data.hosts), Object.keys(top.data.services)));
   if (problems.length > 0) throw new ConfigError(dedupe(problems));
   return normalize(stack);
+}
+
+/** The model's keys, and the keys nobody reads; keys the program reads itself are in neither. */
+function splitTopLevel(raw: unknown): { known: unknown; unknown: string[] } {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return { known: raw, unknown: [] };
+  const entries = Object.entries(raw).filter(([key]) => !PROGRAM_KEYS.has(key));
+  const isModelKey = ([key]: [string, unknown]) => Object.hasOwn(stackSchema.shape, key);
+  return {
+    known: Object.fromEntries(entries.filter(isModelKey)),
+    unknown: entries.filter((e) => !isModelKey(e)).map(([key]) => key),
+  };
+}
+
+/**
+ * The `edgeplane:*` values of a config map as Pulumi hands it to a program
+ * (`namespace:key` → text; structured values as JSON), keyed without the prefix.
+ */
+export function projectConfig(all: Readonly<Record<string, string>>, project = "edgeplane"): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const [fullKey, value] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${project}:`)) continue;
+    const key = fullKey.slice(project.length + 1);
+    if (PROGRAM_KEYS.has(key)) continue;
+    raw[key] = parseConfigValue(value);
+  }
+  return raw;
+}
+
+/** Pulumi hands structured config values over as JSON text; plain strings stay strings. */
+function parseConfigValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
 }
 
 function dedupe(items: string[]): string[] {
