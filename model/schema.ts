@@ -261,11 +261,13 @@ export const serviceSchema = z
       .object({
         maxConnections: count(1, 1_000_000)
           .default(1024)
-          .describe("Connections open at once to this service, over all its routes together; more are closed at accept."),
+          .describe(
+            "Connections open at once to this service, over all its routes together (the circuit breaker of its one Envoy cluster); more are closed at once. Any value works, above Envoy's default of 1024 too.",
+          ),
         connectionsPerSecond: count(1, 1_000_000)
           .default(50)
           .describe(
-            "New connections per second to this service, over all its routes together (token-bucket refill); beyond it, connections are closed at once.",
+            "New connections per second to this service, over all its routes together (one token bucket shared by its chains); beyond it, connections are closed at once.",
           ),
         burst: count(1, 1_000_000).default(200).describe("How many new connections may arrive at once (token-bucket size)."),
         idleTimeout: duration

@@ -3,9 +3,10 @@
  * builder per Envoy object (contour's internal/envoy style), serialized once.
  *
  * Envoy reads listeners and clusters from files it watches (filesystem xDS), so a
- * routing change is a file swap, not a restart (LESSONS.md 5). The same objects are
- * also assembled into a static bootstrap that `envoy --mode validate` can check,
- * because Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7).
+ * routing change is a file swap, not a restart (a listener update drains its
+ * connections: envoyproxy/envoy#35109). The same objects are also assembled into a
+ * static bootstrap that `envoy --mode validate` can check, because validate mode does
+ * not load the files that file-based LDS/CDS point at.
  */
 import { createHash } from "node:crypto";
 import YAML from "yaml";
@@ -115,27 +116,28 @@ function denyAll(stat: string): Obj {
 }
 
 /**
- * A service's limits at the edge, ahead of the proxy on its own chain, so a service
- * that is hammered exhausts its own budget and not the others': new connections per
- * second (token bucket; a connection beyond it is closed at once) and connections
- * open at once. Each chain has its own filter instances, so the copy of a public
- * chain on the tailnet address has its own budget.
+ * A service's rate budget at the edge, ahead of the proxy on each of its chains, so a
+ * service that is hammered exhausts its own budget and not the others': new
+ * connections per second (token bucket; a connection beyond it is closed at once).
+ *
+ * A service has up to three chains (public IPv4, its copy on the tailnet address,
+ * public IPv6), and each filter instance would have its own bucket. `share_key` makes
+ * every local_ratelimit filter with the same key and the same token_bucket, in any
+ * chain or listener, use one bucket (LocalRateLimit.share_key, envoyproxy/envoy#20340;
+ * source/extensions/filters/network/local_ratelimit/local_ratelimit.cc keeps them in
+ * one server-wide registry), so the budget is the service's, not the chain's. The
+ * connections open at once are capped once per service too, by its cluster's circuit
+ * breaker (caddyCluster), which every chain of the service shares.
  */
 function edgeLimits(stat: string, service: Service): Obj[] {
-  const { connectionsPerSecond, burst, maxConnections } = service.limits;
+  const { connectionsPerSecond, burst } = service.limits;
   return [
     {
       name: "envoy.filters.network.local_ratelimit",
       typed_config: typed("envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit", {
         stat_prefix: stat,
         token_bucket: { max_tokens: burst, tokens_per_fill: connectionsPerSecond, fill_interval: "1s" },
-      }),
-    },
-    {
-      name: "envoy.filters.network.connection_limit",
-      typed_config: typed("envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit", {
-        stat_prefix: stat,
-        max_connections: maxConnections,
+        share_key: clusterName(service),
       }),
     },
   ];
@@ -220,15 +222,30 @@ export function httpRedirectListener(name: string, address: string): Obj {
 /**
  * A service's Caddy: on loopback when the pod shares the ingress host, at the pod
  * host's tailnet address otherwise. PROXY protocol v2 goes first on every connection
- * so Caddy logs and limits by the real client address (LESSONS.md 7).
+ * so Caddy logs and limits by the real client address (caddyserver/caddy#6486).
+ *
+ * Every chain of the service proxies to this one cluster, so its circuit breaker is
+ * where the service's connection limit holds once, whatever the number of chains.
+ * tcp_proxy checks it before connecting upstream and closes a connection beyond it at
+ * once, with response flag UO and the cluster's upstream_cx_overflow counter
+ * (source/common/tcp_proxy/tcp_proxy.cc). Without it, Envoy's default of 1024
+ * (config/cluster/v3/circuit_breaker.proto) would cap every service. Pending
+ * connections (being connected to Caddy) get the same bound, so they never are the
+ * tighter limit. track_remaining publishes the headroom as the remaining_cx gauge.
  */
 export function caddyCluster(model: Model, service: Service): Obj {
   const upstream = envoyUpstream(model, service);
+  const { maxConnections } = service.limits;
   return {
     "@type": CLUSTER_TYPE,
     name: clusterName(service),
     type: "STATIC",
     connect_timeout: "5s",
+    circuit_breakers: {
+      thresholds: [
+        { priority: "DEFAULT", max_connections: maxConnections, max_pending_requests: maxConnections, track_remaining: true },
+      ],
+    },
     load_assignment: {
       cluster_name: clusterName(service),
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(upstream.address, upstream.port) } }] }],
@@ -289,7 +306,7 @@ function l7Digest(digests: L7Digests, service: Service): string {
  * host that runs that Caddy, and of those only requests carrying that Caddy's
  * credential (L7_CREDENTIAL_HEADER): every pod on the Caddy's host connects from the
  * same address, so the address alone would let any of them past authentication. The
- * credential header is removed before the request goes on to a backend. Timeouts fit streamed LLM responses (LESSONS.md 6): no
+ * credential header is removed before the request goes on to a backend. Timeouts fit streamed LLM responses (envoyproxy/ai-gateway#795): no
  * request or route timeout (Envoy's default 15 s route timeout would cut a long
  * completion), and an explicit stream idle timeout instead, which a token stream
  * keeps resetting. Retries happen only when no connection could be made, so a

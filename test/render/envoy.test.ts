@@ -222,36 +222,67 @@ describe("Envoy config: what matters", () => {
 describe("limits at the edge", () => {
   // Chains that proxy; the ones that close fleet sources (fleetDenyChain) have nothing to limit.
   const chainsOf = (m: Model) =>
-    (listener(m, "https_passthrough").filter_chains as Obj[]).filter((c) => !c.name.endsWith("_fleet_denied"));
+    lds(m)
+      .flatMap((l) => (l.name.startsWith("https_passthrough") ? (l.filter_chains as Obj[]) : []))
+      .filter((c) => !c.name.endsWith("_fleet_denied"));
+  const rateLimitOf = (chain: Obj): Obj =>
+    chain.filters.find((f: Obj) => f.name === "envoy.filters.network.local_ratelimit").typed_config;
+  const clusterOf = (m: Model, name: string): Obj => cds(m).find((c) => c.name === name)!;
+  const tune = (limits: Partial<Model["services"][number]["limits"]>): Model => ({
+    ...fleet,
+    services: fleet.services.map((s) => (s.name === "grafana" ? { ...s, limits: { ...s.limits, ...limits } } : s)),
+  });
 
-  it("rate-limits new connections and caps open ones on every SNI chain, before proxying", () => {
+  it("rate-limits new connections on every SNI chain, before proxying", () => {
     for (const chain of chainsOf(fleet)) {
       assert.deepEqual(
         chain.filters.map((f: Obj) => f.name),
-        ["envoy.filters.network.local_ratelimit", "envoy.filters.network.connection_limit", "envoy.filters.network.tcp_proxy"],
+        ["envoy.filters.network.local_ratelimit", "envoy.filters.network.tcp_proxy"],
         chain.name,
       );
-      assert.deepEqual(chain.filters[0].typed_config.token_bucket, { max_tokens: 200, tokens_per_fill: 50, fill_interval: "1s" });
-      assert.equal(chain.filters[1].typed_config.max_connections, 1024);
+      assert.deepEqual(rateLimitOf(chain).token_bucket, { max_tokens: 200, tokens_per_fill: 50, fill_interval: "1s" });
       assert.equal(tcpProxyOf(chain).idle_timeout, "3600s");
     }
   });
 
+  it("gives a service one rate budget and one connection cap, however many chains carry it", () => {
+    // grafana is public on a host with IPv6: chains on public IPv4, on the tailnet address and on IPv6.
+    const grafana = chainsOf(fleet).filter((c) => tcpProxyOf(c).cluster === "caddy_grafana");
+    assert.equal(grafana.length, 3);
+    // Envoy shares one token bucket between local_ratelimit filters with the same
+    // share_key and an identical token_bucket (LocalRateLimit.share_key).
+    const buckets = new Set(grafana.map((c) => JSON.stringify([rateLimitOf(c).share_key, rateLimitOf(c).token_bucket])));
+    assert.equal(buckets.size, 1, [...buckets].join(" / "));
+    // No other service's chain uses that key: each service has a budget of its own.
+    const others = chainsOf(fleet).filter((c) => tcpProxyOf(c).cluster !== "caddy_grafana");
+    assert.ok(others.length > 0);
+    for (const c of others) assert.notEqual(rateLimitOf(c).share_key, rateLimitOf(grafana[0]!).share_key, c.name);
+    // The connection cap is the one cluster's circuit breaker, not a filter per chain
+    // (a connection_limit filter counts only its own chain's connections).
+    for (const c of chainsOf(fleet)) assert.ok(!c.filters.some((f: Obj) => f.name === "envoy.filters.network.connection_limit"));
+    assert.deepEqual(clusterOf(fleet, "caddy_grafana").circuit_breakers.thresholds, [
+      { priority: "DEFAULT", max_connections: 1024, max_pending_requests: 1024, track_remaining: true },
+    ]);
+  });
+
+  it("lets any configured connection limit work, above Envoy's default of 1024 too", () => {
+    const cb = clusterOf(tune({ maxConnections: 20000 }), "caddy_grafana").circuit_breakers.thresholds[0];
+    assert.equal(cb.max_connections, 20000);
+    // A lower threshold elsewhere would cap it again: none is below the configured limit.
+    assert.equal(cb.max_pending_requests, 20000);
+    assert.equal(Object.keys(cb).filter((k) => k.startsWith("max_") && cb[k] < 20000).length, 0);
+  });
+
   it("takes each service's own limits, leaving the others' untouched", () => {
-    const tuned: Model = {
-      ...fleet,
-      services: fleet.services.map((s) =>
-        s.name === "grafana"
-          ? { ...s, limits: { maxConnections: 10, connectionsPerSecond: 2, burst: 5, idleTimeout: "60s" } }
-          : s,
-      ),
-    };
+    const tuned = tune({ maxConnections: 10, connectionsPerSecond: 2, burst: 5, idleTimeout: "60s" });
     for (const chain of chainsOf(tuned)) {
-      const grafana = chain.name.startsWith("sni_grafana_");
-      assert.equal(chain.filters[0].typed_config.token_bucket.tokens_per_fill, grafana ? 2 : 50, chain.name);
-      assert.equal(chain.filters[1].typed_config.max_connections, grafana ? 10 : 1024, chain.name);
+      const grafana = tcpProxyOf(chain).cluster === "caddy_grafana";
+      assert.equal(rateLimitOf(chain).token_bucket.tokens_per_fill, grafana ? 2 : 50, chain.name);
+      assert.equal(rateLimitOf(chain).token_bucket.max_tokens, grafana ? 5 : 200, chain.name);
       assert.equal(tcpProxyOf(chain).idle_timeout, grafana ? "60s" : "3600s", chain.name);
     }
+    for (const c of cds(tuned).filter((c) => String(c.name).startsWith("caddy_")))
+      assert.equal(c.circuit_breakers.thresholds[0].max_connections, c.name === "caddy_grafana" ? 10 : 1024, c.name);
   });
 
   it("bounds the TLS handshake and the host's total connections", () => {
