@@ -118,16 +118,21 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
   }
 
   const adminPort = stack.envoy.adminPort;
-  const reservedOnIngress = new Map(RESERVED_PORTS).set(adminPort, "Envoy's admin interface");
+  const reservedOnIngress = new Map(RESERVED_PORTS)
+    .set(adminPort, "Envoy's admin interface")
+    .set(stack.envoy.metricsPort, "Envoy's metrics endpoint");
+  if (adminPort === stack.envoy.metricsPort)
+    problems.push(`${keyPath(["envoy", "metricsPort"])}: port ${adminPort} is already Envoy's admin port (envoy.adminPort)`);
   const fqdnOwners = new Map<string, string>();
   // host → port → what uses it, so a collision names the first user
   const portUsers = new Map<string, Map<number, string>>();
-  const claimPort = (host: string, port: number, user: string, path: (string | number)[]) => {
+  const claimPort = (host: string, port: number, user: string, path: (string | number)[]): boolean => {
     const ports = portUsers.get(host) ?? new Map<number, string>();
     portUsers.set(host, ports);
     const holder = ports.get(port);
     if (holder) problems.push(`${keyPath(path)}: port ${port} on host "${host}" is already used by ${holder}`);
     else ports.set(port, user);
+    return !holder;
   };
 
   // Sorted, so which of two colliding services is blamed does not depend on YAML order.
@@ -147,10 +152,31 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
 
     const reserved = svc.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS;
     const reason = reserved.get(svc.caddyPort);
+    let caddyPortProblem = true;
     if (reason) problems.push(`${keyPath(at("caddyPort"))}: port ${svc.caddyPort} is reserved for ${reason}`);
     else if (svc.caddyPort < 1024)
       problems.push(`${keyPath(at("caddyPort"))}: must be 1024 or above (rootless pods cannot bind privileged ports)`);
-    else if (parsedHost(svc.host)) claimPort(svc.host, svc.caddyPort, `the Caddy of service "${name}"`, at("caddyPort"));
+    else if (parsedHost(svc.host))
+      caddyPortProblem = !claimPort(svc.host, svc.caddyPort, `the Caddy of service "${name}"`, at("caddyPort"));
+
+    const metrics = metricsPort(svc);
+    const metricsPath = svc.metricsPort === undefined ? at("caddyPort") : at("metricsPort");
+    const metricsWhy =
+      svc.metricsPort === undefined
+        ? ` (Caddy's metrics port defaults to caddyPort + ${METRICS_PORT_OFFSET}; set metricsPort)`
+        : "";
+    const metricsReserved = (svc.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS).get(metrics);
+    if (metrics > 65535)
+      problems.push(`${keyPath(at("metricsPort"))}: caddyPort + ${METRICS_PORT_OFFSET} is above 65535; set metricsPort`);
+    else if (metricsReserved)
+      problems.push(`${keyPath(metricsPath)}: port ${metrics} is reserved for ${metricsReserved}${metricsWhy}`);
+    else if (metrics === svc.port || metrics === svc.caddyPort)
+      problems.push(
+        `${keyPath(metricsPath)}: port ${metrics} is also the ${metrics === svc.port ? "app's port" : "caddyPort"} of the service${metricsWhy}`,
+      );
+    // A metrics port derived from a caddyPort that already collides would only repeat that problem.
+    else if (parsedHost(svc.host) && !(svc.metricsPort === undefined && caddyPortProblem))
+      claimPort(svc.host, metrics, `the Caddy metrics of service "${name}"`, metricsPath);
 
     for (const [key] of Object.entries(svc.env)) {
       if (svc.secrets.includes(key))
@@ -247,6 +273,12 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
   return problems;
 }
 
+/** The host port of a service's Caddy metrics: explicit, or derived from caddyPort so it never shifts when others change. */
+function metricsPort(svc: ParsedService): number {
+  return svc.metricsPort ?? svc.caddyPort + METRICS_PORT_OFFSET;
+}
+const METRICS_PORT_OFFSET = 20000;
+
 /** Envoy's L7 listener port for a service: explicit, or derived from caddyPort so it never shifts when others change. */
 function l7ListenPort(svc: ParsedService): number {
   return svc.l7?.listenPort ?? svc.caddyPort + L7_PORT_OFFSET;
@@ -279,6 +311,7 @@ function normalize(stack: ParsedStack): Model {
       image: s.image,
       port: s.port,
       caddyPort: s.caddyPort,
+      metricsPort: metricsPort(s),
       fqdn: s.fqdn ?? `${name}.${stack.domain}`,
       exposure: s.exposure,
       ...(s.auth ? { auth: { groups: [...new Set(s.auth.groups)].sort() } } : {}),

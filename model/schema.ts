@@ -250,6 +250,11 @@ export const serviceSchema = z
       .record(z.string(), containerSchema)
       .default({})
       .describe("More containers in the pod (a worker, a database), by name; they share its network and secrets."),
+    metricsPort: port
+      .optional()
+      .describe(
+        "Host port of this pod's Caddy metrics (Prometheus, /metrics), on the pod host's tailnet address only; the tailnet policy lets only admins reach it. Default: caddyPort + 20000.",
+      ),
     tokenRotation: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short label such as 2026-11 ([A-Za-z0-9._-], at most 40)")
@@ -421,6 +426,11 @@ export const stackSchema = z
         tlsHandshakeTimeout: duration
           .default("5s")
           .describe("A client must send its TLS ClientHello within this on :443, or the connection is dropped."),
+        metricsPort: port
+          .default(9902)
+          .describe(
+            "Port of Envoy's Prometheus endpoint (/stats/prometheus, nothing else of the admin interface) on the ingress host's tailnet address; the tailnet policy lets only admins reach it.",
+          ),
         maxDownstreamConnections: count(1, 10_000_000)
           .default(50_000)
           .describe("Connections on all listeners together; Envoy refuses more instead of exhausting the host."),
@@ -471,7 +481,9 @@ export const stackSchema = z
               .string()
               .min(1, "must be a login")
               .optional()
-              .describe("A login in none of those groups: the generated tests prove it cannot reach them."),
+              .describe(
+                "A login in none of those groups, and not a tailnet admin: the generated tests prove it cannot reach them, nor any metrics endpoint.",
+              ),
           })
           .strict()
           .default({})

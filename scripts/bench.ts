@@ -55,8 +55,9 @@ export function generateStack(n: number, imageOf: (i: number) => string = () => 
     if (i % 50 === 1) {
       svc.l7 = {
         backends: [
-          { host, port: 30000 + slot },
-          { host, port: 31000 + slot },
+          // Clear of the pods' Caddy metrics ports (caddyPort + 20000 = 31000 + slot).
+          { host, port: 32000 + slot },
+          { host, port: 33000 + slot },
         ],
         listenPort: 40000 + i,
       };

@@ -180,6 +180,33 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ['edgeplane:services.grafana.caddyPort: port 10443 on host "edge" is already used by the Caddy of service "authentik"'],
     ],
     [
+      "Caddy metrics port on another service's caddyPort",
+      (c) => (c.services.grafana.metricsPort = 10400),
+      ['edgeplane:services.grafana.metricsPort: port 10400 on host "edge" is already used by the Caddy of service "authentik"'],
+    ],
+    [
+      "Caddy metrics port on the app's own port",
+      (c) => (c.services.grafana.metricsPort = 3000),
+      ["edgeplane:services.grafana.metricsPort: port 3000 is also the app's port of the service"],
+    ],
+    [
+      "default Caddy metrics port on Envoy's metrics port",
+      (c) => (c.envoy = { metricsPort: 30443 }),
+      [
+        "edgeplane:services.grafana.caddyPort: port 30443 is reserved for Envoy's metrics endpoint (Caddy's metrics port defaults to caddyPort + 20000; set metricsPort)",
+      ],
+    ],
+    [
+      "default Caddy metrics port above 65535",
+      (c) => (c.services.vllm = { ...c.services.vllm, caddyPort: 50000, l7: { ...c.services.vllm.l7, listenPort: 40000 } }),
+      ["edgeplane:services.vllm.metricsPort: caddyPort + 20000 is above 65535; set metricsPort"],
+    ],
+    [
+      "Envoy's metrics port on its admin port",
+      (c) => (c.envoy = { adminPort: 9950, metricsPort: 9950 }),
+      ["edgeplane:envoy.metricsPort: port 9950 is already Envoy's admin port (envoy.adminPort)"],
+    ],
+    [
       "reserved port 443",
       (c) => (c.services.grafana.caddyPort = 443),
       ["edgeplane:services.grafana.caddyPort: port 443 is reserved for Envoy's HTTPS listener"],

@@ -13,6 +13,7 @@ import {
   renderValidationBootstrap,
   type L7Digests,
 } from "../../components/ingress/render";
+import { renderEnvoyContainerUnit } from "../../components/ingress/renderUnit";
 import type { Model } from "../../model/types";
 import { fixtures, fleet, single } from "../fixtures/models";
 import { assertGolden, pruneGolden } from "../golden";
@@ -191,11 +192,11 @@ describe("Envoy config: what matters", () => {
   it("adds IPv6 listeners only when the ingress host has a public IPv6 address", () => {
     assert.deepEqual(
       lds(single).map((l) => l.name),
-      ["https_passthrough", "http_redirect"],
+      ["https_passthrough", "http_redirect", "metrics"],
     );
     assert.deepEqual(
       lds(fleet).map((l) => l.name),
-      ["https_passthrough", "http_redirect", "https_passthrough_v6", "http_redirect_v6", "l7_vllm"],
+      ["https_passthrough", "http_redirect", "https_passthrough_v6", "http_redirect_v6", "l7_vllm", "metrics"],
     );
   });
 
@@ -421,5 +422,93 @@ describe("Envoy L7 for inference backends", () => {
     assert.deepEqual(c.circuit_breakers.thresholds[0].max_connections, 8);
     assert.equal(c.health_checks[0].interval, "3s");
     assert.equal(c.outlier_detection.max_ejection_percent, 10);
+  });
+});
+
+describe("seeing into the edge: access logs and metrics", () => {
+  const stdoutLog = (logs: Obj[] | undefined): Obj => {
+    assert.equal(logs?.length, 1);
+    const [log] = logs as [Obj];
+    assert.equal(log.name, "envoy.access_loggers.stdout");
+    assert.equal(log.typed_config["@type"], "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog");
+    return log.typed_config.log_format;
+  };
+  const hcmOf = (l: Obj): Obj => l.filter_chains[0].filters[0].typed_config;
+
+  it("logs every :443 connection once, as JSON, with who asked for which name, where it went and why it closed", () => {
+    for (const name of ["https_passthrough", "https_passthrough_v6"]) {
+      const l = listener(fleet, name);
+      // On the listener, not in each chain: Envoy logs there when any connection closes,
+      // also one that matched no chain (an unknown name), so each connection is one line.
+      const format = stdoutLog(l.access_log);
+      for (const chain of l.filter_chains)
+        assert.ok(
+          chain.filters.every((f: Obj) => f.typed_config.access_log === undefined),
+          chain.name,
+        );
+      assert.deepEqual(format.json_format, {
+        log: name,
+        start_time: "%START_TIME%",
+        client: "%DOWNSTREAM_REMOTE_ADDRESS%",
+        local: "%DOWNSTREAM_LOCAL_ADDRESS%",
+        sni: "%REQUESTED_SERVER_NAME%",
+        filter_chain: "%FILTER_CHAIN_NAME%",
+        cluster: "%UPSTREAM_CLUSTER%",
+        upstream: "%UPSTREAM_HOST%",
+        bytes_received: "%BYTES_RECEIVED%",
+        bytes_sent: "%BYTES_SENT%",
+        duration_ms: "%DURATION%",
+        response_flags: "%RESPONSE_FLAGS%",
+        termination: "%CONNECTION_TERMINATION_DETAILS%",
+        transport_failure: "%DOWNSTREAM_TRANSPORT_FAILURE_REASON%",
+      });
+      assert.deepEqual(format.json_format_options, { sort_properties: true });
+    }
+  });
+
+  it("logs every request on the :80 redirect and the L7 listeners, without query strings", () => {
+    for (const name of ["http_redirect", "http_redirect_v6", "l7_vllm"]) {
+      const format = stdoutLog(hcmOf(listener(fleet, name)).access_log).json_format;
+      assert.equal(format.log, name);
+      assert.equal(format.path, "%PATH(NQ)%", "the query string may hold credentials");
+      assert.ok(!JSON.stringify(format).includes("REQ(:PATH)"));
+      for (const field of ["client", "authority", "status", "response_flags", "cluster", "duration_ms"])
+        assert.ok(field in format);
+    }
+  });
+
+  it("writes the log to the journal through the unit's log driver", () => {
+    assert.match(renderEnvoyContainerUnit(fleet), /^LogDriver=journald$/m);
+  });
+
+  it("serves /stats/prometheus, and only that, on the ingress host's tailnet address to tailnet sources", () => {
+    const l = listener(fleet, "metrics");
+    const tailnetIP = fleet.hosts.find((h) => h.ingress)!.tailnetIP;
+    assert.deepEqual(l.address, { socket_address: { address: tailnetIP, port_value: 9902 } });
+    assert.deepEqual(
+      l.filter_chains[0].filter_chain_match.source_prefix_ranges.map((r: Obj) => `${r.address_prefix}/${r.prefix_len}`),
+      ["100.64.0.0/10", "fd7a:115c:a1e0::/48"],
+    );
+    const routes: Obj[] = hcmOf(l).route_config.virtual_hosts.flatMap((v: Obj) => v.routes);
+    const toAdmin = routes.filter((r) => r.route?.cluster === "envoy_admin");
+    assert.deepEqual(toAdmin, [
+      {
+        match: { path: "/stats/prometheus", headers: [{ name: ":method", string_match: { exact: "GET" } }] },
+        route: { cluster: "envoy_admin" },
+      },
+    ]);
+    // Every other request (/quitquitquit, /config_dump, …) gets a 404 from Envoy itself.
+    assert.deepEqual(routes.at(-1), { match: { prefix: "/" }, direct_response: { status: 404 } });
+    // The admin itself stays on loopback; the metrics route reaches it there.
+    const admin = cds(fleet).find((c) => c.name === "envoy_admin")!;
+    assert.deepEqual(admin.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address, {
+      socket_address: { address: "127.0.0.1", port_value: 9901 },
+    });
+    assert.deepEqual(YAML.parse(renderEnvoyBootstrap(fleet)).admin.address.socket_address.address, "127.0.0.1");
+  });
+
+  it("takes the metrics port from the config", () => {
+    const moved: Model = { ...fleet, envoy: { ...fleet.envoy, metricsPort: 19902 } };
+    assert.equal(listener(moved, "metrics").address.socket_address.port_value, 19902);
   });
 });
