@@ -180,12 +180,16 @@ export function renderPulumiConfig(entries: readonly ReferenceEntry[]): string {
     "# Generated from model/schema.ts by `npm run docs:config`: do not edit below this line.",
     "# Every key edgeplane reads, with its sub-keys; the full reference is docs/config-reference.md.",
     "# The whole config is validated before anything is created, and an unknown edgeplane:* key is an error.",
+    "#",
+    "# The Pulumi CLI treats a key declared here without a `default` as required: a stack that lacks it",
+    "# is refused before the program runs (sdk/go/common/workspace/config.go; project file reference:",
+    "# https://www.pulumi.com/docs/iac/concepts/projects/project-file/). So a key is declared when it is",
+    "# required or has a default; an optional key without one is listed here instead, and the CLI passes",
+    "# it through unchanged when a stack sets it:",
+    "#",
+    ...undeclared.flatMap((e) => wrapComment(`edgeplane:${e.path}: ${pulumiDescription(e, entries)}`, "#   ", "#     ")),
   ];
-  const optional = [
-    "  # Optional keys without a default are not declared here: Pulumi would require them.",
-    ...undeclared.flatMap((e) => wrapComment(`edgeplane:${e.path}: ${pulumiDescription(e, entries)}`, "  # ", "  #   ")),
-  ];
-  return [...header, YAML.stringify({ config: declared }, { lineWidth: 0 }).trimEnd(), ...optional, ""].join("\n");
+  return [...header, YAML.stringify({ config: declared }, { lineWidth: 0 }).trimEnd(), ""].join("\n");
 }
 
 function pulumiDescription(top: ReferenceEntry, entries: readonly ReferenceEntry[]): string {
