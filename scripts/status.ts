@@ -10,9 +10,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { buildModel, ConfigError, projectConfig } from "../model";
+import { buildModel, projectConfig } from "../model";
 import type { Host } from "../model/types";
-import { loadStackConfig, PlanInputError } from "../plan/config";
+import { runCli } from "../plan/cli";
+import { loadStackConfig } from "../plan/config";
 import { buildPlan } from "../plan/manifest";
 import { parseStatus, renderStatusTable, statusReport, statusScript, type HostFacts } from "../status";
 
@@ -89,14 +90,4 @@ async function main(): Promise<number> {
   return unreachable.length === 0 ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof PlanInputError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runCli(main);
