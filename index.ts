@@ -10,20 +10,15 @@ import { SidecarPod } from "./components/pod";
 import { TailnetPolicy } from "./components/tailnet";
 import { tailnetPolicyProblems } from "./components/tailnet/render";
 import type { Connection } from "./components/remote/file";
-import { buildModel, CONFIG_KEYS, ConfigError } from "./model";
+import { buildModel, ConfigError, projectConfig } from "./model";
 import { ingressHost } from "./model/topology";
 
 const config = new pulumi.Config("edgeplane");
 
-// Read every key as its raw JSON value; buildModel validates all of them at once
-// before any resource is registered.
-const raw: Record<string, unknown> = {};
-for (const key of CONFIG_KEYS) {
-  const value = config.get(key);
-  if (value === undefined) continue;
-  raw[key] = parseConfigValue(value);
-}
-const platform = buildModel(raw);
+// Every edgeplane:* key the stack sets, known or not (an unknown one is a typo that
+// must not be silently ignored); buildModel validates all of them at once before any
+// resource is registered.
+const platform = buildModel(projectConfig(pulumi.runtime.allConfig(), pulumi.getProject()));
 // The tailnet policy is checked against the model before anything is registered, like
 // the rest of the config: a policy Tailscale would reject must not half-apply a stack.
 const policyProblems = platform.tailscale
@@ -129,13 +124,4 @@ export = async () => {
 /** Lets the registrations started so far run before the program goes on. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Pulumi hands structured config values over as JSON text; plain strings stay strings. */
-function parseConfigValue(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
 }

@@ -5,24 +5,23 @@
  * an invalid config.
  */
 import type { ZodIssue } from "zod";
-import { hostSchema, NAME, serviceSchema, stackSchema, type ParsedService, type ParsedStack } from "./schema";
+import { closestKey, knownKeysAt } from "./keys";
+import {
+  configSchema,
+  hostSchema,
+  NAME,
+  PROGRAM_KEYS,
+  serviceSchema,
+  stackSchema,
+  type ParsedService,
+  type ParsedStack,
+} from "./schema";
 import type { Host, Model, Service } from "./types";
 
 export type { Model, Host, Service } from "./types";
 
-/** The top-level config keys edgeplane reads, without the `edgeplane:` prefix. */
-export const CONFIG_KEYS = [
-  "domain",
-  "cloudflare",
-  "tls",
-  "images",
-  "envoy",
-  "hosts",
-  "services",
-  "authentik",
-  "tailscale",
-  "adopt",
-] as const;
+/** The top-level config keys edgeplane knows, without the `edgeplane:` prefix. */
+export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.shape);
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -43,7 +42,11 @@ export function keyPath(path: readonly (string | number)[]): string {
 
 function describeIssue(issue: ZodIssue): string[] {
   if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key`);
+    const known = knownKeysAt(issue.path);
+    return issue.keys.map((k) => {
+      const guess = closestKey(k, known);
+      return `${keyPath([...issue.path, k])}: unknown key${guess ? `; did you mean ${keyPath([...issue.path, guess])}?` : ""}`;
+    });
   }
   if (issue.code === "invalid_type" && issue.received === "undefined") {
     return [`${keyPath(issue.path)}: is required`];
@@ -115,16 +118,21 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
   }
 
   const adminPort = stack.envoy.adminPort;
-  const reservedOnIngress = new Map(RESERVED_PORTS).set(adminPort, "Envoy's admin interface");
+  const reservedOnIngress = new Map(RESERVED_PORTS)
+    .set(adminPort, "Envoy's admin interface")
+    .set(stack.envoy.metricsPort, "Envoy's metrics endpoint");
+  if (adminPort === stack.envoy.metricsPort)
+    problems.push(`${keyPath(["envoy", "metricsPort"])}: port ${adminPort} is already Envoy's admin port (envoy.adminPort)`);
   const fqdnOwners = new Map<string, string>();
   // host → port → what uses it, so a collision names the first user
   const portUsers = new Map<string, Map<number, string>>();
-  const claimPort = (host: string, port: number, user: string, path: (string | number)[]) => {
+  const claimPort = (host: string, port: number, user: string, path: (string | number)[]): boolean => {
     const ports = portUsers.get(host) ?? new Map<number, string>();
     portUsers.set(host, ports);
     const holder = ports.get(port);
     if (holder) problems.push(`${keyPath(path)}: port ${port} on host "${host}" is already used by ${holder}`);
     else ports.set(port, user);
+    return !holder;
   };
 
   // Sorted, so which of two colliding services is blamed does not depend on YAML order.
@@ -144,10 +152,31 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
 
     const reserved = svc.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS;
     const reason = reserved.get(svc.caddyPort);
+    let caddyPortProblem = true;
     if (reason) problems.push(`${keyPath(at("caddyPort"))}: port ${svc.caddyPort} is reserved for ${reason}`);
     else if (svc.caddyPort < 1024)
       problems.push(`${keyPath(at("caddyPort"))}: must be 1024 or above (rootless pods cannot bind privileged ports)`);
-    else if (parsedHost(svc.host)) claimPort(svc.host, svc.caddyPort, `the Caddy of service "${name}"`, at("caddyPort"));
+    else if (parsedHost(svc.host))
+      caddyPortProblem = !claimPort(svc.host, svc.caddyPort, `the Caddy of service "${name}"`, at("caddyPort"));
+
+    const metrics = metricsPort(svc);
+    const metricsPath = svc.metricsPort === undefined ? at("caddyPort") : at("metricsPort");
+    const metricsWhy =
+      svc.metricsPort === undefined
+        ? ` (Caddy's metrics port defaults to caddyPort + ${METRICS_PORT_OFFSET}; set metricsPort)`
+        : "";
+    const metricsReserved = (svc.host === ingress[0] ? reservedOnIngress : RESERVED_PORTS).get(metrics);
+    if (metrics > 65535)
+      problems.push(`${keyPath(at("metricsPort"))}: caddyPort + ${METRICS_PORT_OFFSET} is above 65535; set metricsPort`);
+    else if (metricsReserved)
+      problems.push(`${keyPath(metricsPath)}: port ${metrics} is reserved for ${metricsReserved}${metricsWhy}`);
+    else if (metrics === svc.port || metrics === svc.caddyPort)
+      problems.push(
+        `${keyPath(metricsPath)}: port ${metrics} is also the ${metrics === svc.port ? "app's port" : "caddyPort"} of the service${metricsWhy}`,
+      );
+    // A metrics port derived from a caddyPort that already collides would only repeat that problem.
+    else if (parsedHost(svc.host) && !(svc.metricsPort === undefined && caddyPortProblem))
+      claimPort(svc.host, metrics, `the Caddy metrics of service "${name}"`, metricsPath);
 
     for (const [key] of Object.entries(svc.env)) {
       if (svc.secrets.includes(key))
@@ -244,6 +273,12 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
   return problems;
 }
 
+/** The host port of a service's Caddy metrics: explicit, or derived from caddyPort so it never shifts when others change. */
+function metricsPort(svc: ParsedService): number {
+  return svc.metricsPort ?? svc.caddyPort + METRICS_PORT_OFFSET;
+}
+const METRICS_PORT_OFFSET = 20000;
+
 /** Envoy's L7 listener port for a service: explicit, or derived from caddyPort so it never shifts when others change. */
 function l7ListenPort(svc: ParsedService): number {
   return svc.l7?.listenPort ?? svc.caddyPort + L7_PORT_OFFSET;
@@ -276,6 +311,7 @@ function normalize(stack: ParsedStack): Model {
       image: s.image,
       port: s.port,
       caddyPort: s.caddyPort,
+      metricsPort: metricsPort(s),
       fqdn: s.fqdn ?? `${name}.${stack.domain}`,
       exposure: s.exposure,
       ...(s.auth ? { auth: { groups: [...new Set(s.auth.groups)].sort() } } : {}),
@@ -358,13 +394,20 @@ function normalize(stack: ParsedStack): Model {
 }
 
 /**
- * Validates and normalizes the `edgeplane:*` config (keys without the prefix).
- * Throws ConfigError listing every problem when the config is invalid.
+ * Validates and normalizes the `edgeplane:*` config (keys without the prefix): every
+ * key the stack sets, so that an unknown one is an error. Keys the program reads
+ * itself (the SSH key) are not part of the model and are left out unread. Throws
+ * ConfigError listing every problem when the config is invalid.
  */
 export function buildModel(raw: unknown): Model {
-  const top = stackSchema.safeParse(raw);
-  if (!top.success) throw new ConfigError(dedupe(top.error.issues.flatMap(describeIssue)));
-  const problems: string[] = [];
+  // Unknown top-level keys are reported with the rest rather than alone, so one typo
+  // does not hide the problems inside hosts and services.
+  const { known, unknown } = splitTopLevel(raw);
+  const problems: string[] = unknown.flatMap((key) =>
+    describeIssue({ code: "unrecognized_keys", keys: [key], path: [], message: "" }),
+  );
+  const top = stackSchema.safeParse(known);
+  if (!top.success) throw new ConfigError(dedupe([...problems, ...top.error.issues.flatMap(describeIssue)]));
   const parseEntries = <T>(
     section: "hosts" | "services",
     schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: ZodIssue[] } } },
@@ -385,6 +428,41 @@ export function buildModel(raw: unknown): Model {
   problems.push(...crossCheck(stack, Object.keys(top.data.hosts), Object.keys(top.data.services)));
   if (problems.length > 0) throw new ConfigError(dedupe(problems));
   return normalize(stack);
+}
+
+/** The model's keys, and the keys nobody reads; keys the program reads itself are in neither. */
+function splitTopLevel(raw: unknown): { known: unknown; unknown: string[] } {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return { known: raw, unknown: [] };
+  const entries = Object.entries(raw).filter(([key]) => !PROGRAM_KEYS.has(key));
+  const isModelKey = ([key]: [string, unknown]) => Object.hasOwn(stackSchema.shape, key);
+  return {
+    known: Object.fromEntries(entries.filter(isModelKey)),
+    unknown: entries.filter((e) => !isModelKey(e)).map(([key]) => key),
+  };
+}
+
+/**
+ * The `edgeplane:*` values of a config map as Pulumi hands it to a program
+ * (`namespace:key` → text; structured values as JSON), keyed without the prefix.
+ */
+export function projectConfig(all: Readonly<Record<string, string>>, project = "edgeplane"): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const [fullKey, value] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${project}:`)) continue;
+    const key = fullKey.slice(project.length + 1);
+    if (PROGRAM_KEYS.has(key)) continue;
+    raw[key] = parseConfigValue(value);
+  }
+  return raw;
+}
+
+/** Pulumi hands structured config values over as JSON text; plain strings stay strings. */
+function parseConfigValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
 }
 
 function dedupe(items: string[]): string[] {

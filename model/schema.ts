@@ -1,8 +1,10 @@
 /**
- * The shape of the `edgeplane:*` stack config keys (DESIGN.md, "Contract: stack
- * config"). Objects are strict so a misspelt key is an error rather than a silently
- * ignored setting. Cross-field rules (unknown hosts, port collisions, …) live in
- * validate.ts, because they need the whole config at once.
+ * The shape of the `edgeplane:*` stack config keys, and the one source of their
+ * documentation: every `.describe()` text here becomes the key's description in
+ * Pulumi.yaml and in docs/config-reference.md (`npm run docs:config`; a test fails when
+ * those files drift from this schema). Objects are strict so a misspelt key is an error
+ * rather than a silently ignored setting. Cross-field rules (unknown hosts, port
+ * collisions, …) live in model/index.ts, because they need the whole config at once.
  */
 import { z } from "zod";
 import { DEFAULT_CADDY_IMAGE } from "./caddy-version";
@@ -17,29 +19,61 @@ const HEX32 = /^[0-9a-f]{32}$/;
 const VOLUME = /^([A-Za-z0-9][A-Za-z0-9_.-]*|\/[^:\s]*):\/[^:\s]*(:[A-Za-z,]+)?$/;
 const IMAGE = /^[a-z0-9][a-z0-9._\-/:@]*$/i;
 
-const ipv4 = z.string().ip({ version: "v4", message: "must be an IPv4 address" });
-const ipv6 = z.string().ip({ version: "v6", message: "must be an IPv6 address" });
+/** Names of the value types the reference shows instead of "string" or "integer". */
+const typeNames = new Map<unknown, string>();
+/**
+ * `.describe()` returns a copy of a schema, so a type is known by what its copies share:
+ * its checks (strings, numbers), its refinement (effects) or its input (pipelines).
+ */
+const typeIdentity = (schema: z.ZodTypeAny): unknown => schema._def.checks ?? schema._def.effect ?? schema._def.in ?? schema;
+function named<T extends z.ZodTypeAny>(typeName: string, schema: T): T {
+  typeNames.set(typeIdentity(schema), typeName);
+  return schema;
+}
+/** The reference's name for a value type (`duration`, `port`), if it has one. */
+export const typeNameOf = (schema: z.ZodTypeAny): string | undefined => typeNames.get(typeIdentity(schema));
+
+const ipv4 = named("IPv4 address", z.string().ip({ version: "v4", message: "must be an IPv4 address" }));
+const ipv6 = named("IPv6 address", z.string().ip({ version: "v6", message: "must be an IPv6 address" }));
 /** An address or a CIDR range, as Cloudflare's token IP conditions take them. */
-const cidr = z.string().refine(isAddressOrRange, "must be an IP address or CIDR range such as 203.0.113.10 or 2001:db8::/64");
-const port = z
-  .number({ invalid_type_error: "must be a port number" })
-  .int("must be a whole number")
-  .min(1, "must be between 1 and 65535")
-  .max(65535, "must be between 1 and 65535");
-const dnsName = z
-  .string()
-  .transform((s) => s.toLowerCase())
-  .pipe(z.string().regex(DNS_NAME, "must be a DNS name such as app.example.org"));
-const image = z.string().regex(IMAGE, "must be a container image reference such as docker.io/library/nginx:1.27");
+const cidr = named(
+  "address or CIDR range",
+  z.string().refine(isAddressOrRange, "must be an IP address or CIDR range such as 203.0.113.10 or 2001:db8::/64"),
+);
+const port = named(
+  "port",
+  z
+    .number({ invalid_type_error: "must be a port number" })
+    .int("must be a whole number")
+    .min(1, "must be between 1 and 65535")
+    .max(65535, "must be between 1 and 65535"),
+);
+const dnsName = named(
+  "DNS name",
+  z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .pipe(z.string().regex(DNS_NAME, "must be a DNS name such as app.example.org")),
+);
+const image = named(
+  "image reference",
+  z.string().regex(IMAGE, "must be a container image reference such as docker.io/library/nginx:1.27"),
+);
 /** A protobuf JSON duration, the form Envoy reads: "30s", "0.5s". */
-const duration = z.string().regex(/^\d+(\.\d{1,9})?s$/, 'must be a duration in seconds such as "30s" or "0.5s"');
+const duration = named(
+  "duration",
+  z.string().regex(/^\d+(\.\d{1,9})?s$/, 'must be a duration in seconds such as "30s" or "0.5s"'),
+);
 const count = (min: number, max: number) =>
   z
     .number({ invalid_type_error: "must be a number" })
     .int("must be a whole number")
     .min(min, `must be between ${min} and ${max}`)
     .max(max, `must be between ${min} and ${max}`);
-const slug = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a flow slug such as default-provider-invalidation-flow");
+const slug = named(
+  "flow slug",
+  z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a flow slug such as default-provider-invalidation-flow"),
+);
 /** C0 controls (newline and NUL included) and DEL: no unit file line can hold one. */
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const NO_CONTROL = "must not contain a newline, tab or other control character (a systemd unit line cannot hold one)";
@@ -73,10 +107,15 @@ function isAddressOrRange(value: string): boolean {
 
 export const sshSchema = z
   .object({
-    host: z.string().min(1, "must not be empty"),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a Linux user name"),
-    port: port.default(22),
-    /** The host's SSH public key (`ssh-ed25519 AAAA…`); every connection accepts only a server that holds it. */
+    host: z
+      .string()
+      .min(1, "must not be empty")
+      .describe("Address or name `pulumi up` connects to (normally the tailnet address)."),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]*$/, "must be a Linux user name")
+      .describe("Login user; it must be allowed to use sudo for the rootful parts (Envoy, service users, /etc/hosts)."),
+    port: port.default(22).describe("SSH port."),
     hostKey: z
       .string()
       .transform((line, ctx) => {
@@ -85,9 +124,16 @@ export const sshSchema = z
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.problem });
         return z.NEVER;
       })
-      .optional(),
-    /** Connect without checking the host key (a first bootstrap only): whoever answers gets the secrets. */
-    insecureSkipHostKeyCheck: z.boolean().default(false),
+      .optional()
+      .describe(
+        "The host's SSH public key, `ssh-ed25519 AAAA…` or `ecdsa-sha2-nistp256/384/521 …` (a trailing comment is dropped; `npm run preflight` prints it): every connection accepts only a server that holds it, so secrets go only to this host. Required unless insecureSkipHostKeyCheck.",
+      ),
+    insecureSkipHostKeyCheck: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Connect without checking the host key, for a first bootstrap only: whoever answers on the address gets every secret sent to the host. Not allowed together with hostKey.",
+      ),
   })
   .strict()
   .superRefine((ssh, ctx) => {
@@ -104,221 +150,395 @@ export const sshSchema = z
         path: ["insecureSkipHostKeyCheck"],
         message: "contradicts hostKey: the key is pinned, so remove insecureSkipHostKeyCheck",
       });
-  });
+  })
+  .describe("How `pulumi up` reaches the host over SSH, with `edgeplane:sshPrivateKey`.");
 
 export const hostSchema = z
   .object({
-    ingress: z.boolean().default(false),
-    publicIPv4: ipv4.optional(),
-    publicIPv6: ipv6.optional(),
-    tailnetIP: ipv4,
-    /** Addresses this host's outbound traffic comes from; when set, its pods' Cloudflare tokens work only from them. */
-    egressIPs: z.array(cidr).min(1, "must list at least one address, or be omitted").optional(),
+    ingress: z.boolean().default(false).describe("Runs Envoy. Exactly one host per stack."),
+    publicIPv4: ipv4.optional().describe("Target of the public A records. Required on the ingress host."),
+    publicIPv6: ipv6.optional().describe("Adds AAAA records for public services."),
+    tailnetIP: ipv4.describe("The host's Tailscale address (100.64.0.0/10). Envoy reaches pods on other hosts here."),
+    egressIPs: z
+      .array(cidr)
+      .min(1, "must list at least one address, or be omitted")
+      .optional()
+      .describe(
+        "Addresses or CIDRs this host's outbound traffic comes from; its pods' Cloudflare tokens then work only from them.",
+      ),
     ssh: sshSchema,
   })
-  .strict();
+  .strict()
+  .describe("One machine; its name is [a-z0-9-], at most 63 characters.");
 
 /** `ENV` (the service's generated secret of that name) or `ENV=NAME` (secret NAME, as env ENV). */
 const SECRET_REF = /^[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z_][A-Za-z0-9_]*)?$/;
 
 export const containerSchema = z
   .object({
-    image,
-    command,
-    env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
+    image: image.describe("The container's image."),
+    command: command.describe("Arguments after the image's entrypoint (Quadlet Exec=)."),
+    env: z
+      .record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue)
+      .default({})
+      .describe("Plain environment."),
     secrets: z
       .array(z.string().regex(SECRET_REF, "must be a secret of the service (NAME), or ENV=NAME to expose it under another name"))
-      .default([]),
-    volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
+      .default([])
+      .describe("Secrets of the service given to this container: `NAME`, or `ENV=NAME` for secret NAME as variable ENV."),
+    volumes: z
+      .array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts"))
+      .default([])
+      .describe("Podman volumes: `name:/path[:opts]` or `/host/path:/path[:opts]`."),
   })
-  .strict();
+  .strict()
+  .describe(
+    "A further container in the pod, `<service>-<name>` (a worker, a database): same network as the app (localhost), never published. Names `app` and `caddy` are taken.",
+  );
 
 export const serviceSchema = z
   .object({
-    host: z.string(),
-    image,
-    port,
-    caddyPort: port,
-    fqdn: dnsName.optional(),
-    exposure: z.enum(["public", "tailnet"]).default("public"),
+    host: z.string().describe("The host (a key of `edgeplane:hosts`) the pod runs on."),
+    image: image.describe("The app's container image."),
+    port: port.describe(
+      "The app's port inside the pod. Never published: anyone reaching it directly could forge identity headers.",
+    ),
+    caddyPort: port.describe(
+      "Host port of the pod's Caddy: at least 1024, unique per host, not 80, 443 or the Envoy admin port. Bound to 127.0.0.1 on the ingress host, to the host's tailnet address elsewhere.",
+    ),
+    fqdn: dnsName.optional().describe("The service's name, unique across the stack. Default: `<service>.<domain>`."),
+    exposure: z
+      .enum(["public", "tailnet"])
+      .default("public")
+      .describe(
+        "`public`: an SNI route on the ingress host's public addresses and public DNS. `tailnet`: no public route; its record points at the ingress host's tailnet address and Envoy serves it only to tailnet clients.",
+      ),
     auth: z
-      .object({ groups: z.array(z.string().min(1, "must not be empty")).min(1, "must name at least one group") })
+      .object({
+        groups: z
+          .array(z.string().min(1, "must not be empty"))
+          .min(1, "must name at least one group")
+          .describe("Authentik groups whose members may enter (the groups must exist in Authentik)."),
+      })
       .strict()
-      .optional(),
+      .optional()
+      .describe("Puts the service behind Authentik forward auth. Omitted: no authentication at the edge."),
     publicPaths: z
       .array(z.string().regex(/^\/[A-Za-z0-9._~\-/]*\*?$/, "must be a path such as /api/health or /hooks/*"))
-      .default([]),
-    env: z.record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue).default({}),
-    secrets: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).default([]),
-    volumes: z.array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts")).default([]),
-    /** Arguments of the app container (Quadlet Exec=), after the image's entrypoint. */
-    command,
-    /** More containers in the pod (a worker, a database), sharing its network and secrets; never published. */
-    containers: z.record(z.string(), containerSchema).default({}),
-    /** Any label; changing it mints a new Cloudflare token for this pod, swaps it in, then deletes the old one. */
+      .default([])
+      .describe(
+        "Paths that bypass auth: exact (`/api/health`) or a prefix (`/hooks/*`), matched on the request target as sent, case-sensitively; a target with `%`, `//` or a `.`/`..` segment always goes through auth. Only with `auth`.",
+      ),
+    env: z
+      .record(z.string().regex(ENV_NAME, "must be an environment variable name"), envValue)
+      .default({})
+      .describe("Plain environment of the app container."),
+    secrets: z
+      .array(z.string().regex(ENV_NAME, "must be an environment variable name"))
+      .default([])
+      .describe(
+        "Names of secrets generated once (48 random characters), kept as Pulumi secrets and given to the app as environment variables through podman secrets.",
+      ),
+    volumes: z
+      .array(z.string().regex(VOLUME, "must be name:/path or /host/path:/path, with optional :opts"))
+      .default([])
+      .describe("Podman volumes of the app: `name:/path[:opts]` or `/host/path:/path[:opts]`."),
+    command: command.describe(
+      "Arguments of the app container (Quadlet Exec=), after the image's entrypoint, e.g. `[server]`. Any character is quoted for systemd, but a lone `;` (systemd's command separator) and control characters are refused. Default: the image's.",
+    ),
+    containers: z
+      .record(z.string(), containerSchema)
+      .default({})
+      .describe("More containers in the pod (a worker, a database), by name; they share its network and secrets."),
+    metricsPort: port
+      .optional()
+      .describe(
+        "Host port of this pod's Caddy metrics (Prometheus, /metrics), on the pod host's tailnet address only; the tailnet policy lets only admins reach it. Default: caddyPort + 20000.",
+      ),
     tokenRotation: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short label such as 2026-11 ([A-Za-z0-9._-], at most 40)")
-      .optional(),
-    /** Limits on this service's SNI chain at the edge, so one hammered service cannot starve the others. */
+      .optional()
+      .describe(
+        "Any label; setting or changing it mints a new Cloudflare token for the pod, reloads Caddy with it, then deletes the old one. Only with `tls.issuer: cloudflare-dns`.",
+      ),
     limits: z
       .object({
-        maxConnections: count(1, 1_000_000).default(1024),
-        connectionsPerSecond: count(1, 1_000_000).default(50),
-        burst: count(1, 1_000_000).default(200),
-        idleTimeout: duration.default("3600s"),
+        maxConnections: count(1, 1_000_000)
+          .default(1024)
+          .describe(
+            "Connections open at once to this service, over all its routes together (the circuit breaker of its one Envoy cluster); more are closed at once. Any value works, above Envoy's default of 1024 too.",
+          ),
+        connectionsPerSecond: count(1, 1_000_000)
+          .default(50)
+          .describe(
+            "New connections per second to this service, over all its routes together (one token bucket shared by its chains); beyond it, connections are closed at once.",
+          ),
+        burst: count(1, 1_000_000).default(200).describe("How many new connections may arrive at once (token-bucket size)."),
+        idleTimeout: duration
+          .default("3600s")
+          .describe("A connection with no bytes either way for this long is closed (websockets and streams are long-lived)."),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe(
+        "Limits at the edge, enforced once per service whatever the number of routes, so one hammered service cannot starve the others.",
+      ),
     l7: z
       .object({
-        backends: z.array(z.object({ host: z.string(), port }).strict()).min(1, "must list at least one backend"),
+        backends: z
+          .array(
+            z
+              .object({
+                host: z.string().describe("A key of `edgeplane:hosts`."),
+                port: port.describe("The backend's port on that host's tailnet address."),
+              })
+              .strict(),
+          )
+          .min(1, "must list at least one backend")
+          .describe("Backends (run by you on those hosts) that Envoy load-balances over."),
         healthPath: z
           .string()
           .regex(/^\/\S*$/, "must be a path such as /health")
-          .default("/health"),
-        /** Port of Envoy's L7 listener for this service on the ingress host's tailnet address. */
-        listenPort: port.optional(),
-        /** A stream with no bytes either way for this long is closed; tokens keep a stream busy. */
-        streamIdleTimeout: duration.default("300s"),
-        /** Retries, on connect failure only: a request an LLM has started is never replayed. */
-        retries: count(0, 5).default(2),
+          .default("/health")
+          .describe("Path of the backends' active HTTP health check."),
+        listenPort: port
+          .optional()
+          .describe(
+            "Port of Envoy's L7 listener for this service, on the ingress host's tailnet address (never public; only the Caddy's host may connect, and only with the service's L7 credential). Default: caddyPort + 10000.",
+          ),
+        streamIdleTimeout: duration
+          .default("300s")
+          .describe(
+            "A stream with no bytes either way for this long is closed. There is no request timeout: Envoy's 15 s default would cut long completions.",
+          ),
+        retries: count(0, 5)
+          .default(2)
+          .describe(
+            "Retries when no connection to a backend could be made, and only then: a started generation is never replayed.",
+          ),
         healthCheck: z
           .object({
-            interval: duration.default("10s"),
-            timeout: duration.default("5s"),
-            unhealthyThreshold: count(1, 100).default(3),
-            healthyThreshold: count(1, 100).default(2),
+            interval: duration.default("10s").describe("Time between checks of a backend."),
+            timeout: duration.default("5s").describe("How long one check may take."),
+            unhealthyThreshold: count(1, 100).default(3).describe("Failed checks in a row before a backend is taken out."),
+            healthyThreshold: count(1, 100).default(2).describe("Passed checks in a row before it is put back."),
           })
           .strict()
-          .default({}),
+          .default({})
+          .describe("Active HTTP health check of each backend."),
         circuitBreakers: z
           .object({
-            maxConnections: count(1, 1_000_000).default(1024),
-            maxPendingRequests: count(1, 1_000_000).default(1024),
-            maxRequests: count(1, 1_000_000).default(1024),
+            maxConnections: count(1, 1_000_000).default(1024).describe("Connections to the backends at once."),
+            maxPendingRequests: count(1, 1_000_000).default(1024).describe("Requests waiting for a connection."),
+            maxRequests: count(1, 1_000_000).default(1024).describe("Requests in flight at once."),
           })
           .strict()
-          .default({}),
+          .default({})
+          .describe("Envoy's circuit breakers for the backends."),
         outlierDetection: z
           .object({
-            consecutive5xx: count(1, 1000).default(5),
-            interval: duration.default("10s"),
-            baseEjectionTime: duration.default("30s"),
-            maxEjectionPercent: count(0, 100).default(50),
+            consecutive5xx: count(1, 1000).default(5).describe("5xx responses in a row that eject a backend."),
+            interval: duration.default("10s").describe("Time between ejection sweeps."),
+            baseEjectionTime: duration.default("30s").describe("How long a first ejection lasts (longer for repeat offenders)."),
+            maxEjectionPercent: count(0, 100).default(50).describe("At most this share of the backends is ejected at once."),
           })
           .strict()
-          .default({}),
+          .default({})
+          .describe("Ejects a backend after consecutive 5xx only; never for latency, so a slow first token is not an error."),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe(
+        "HTTP load balancing by Envoy (inference servers): the service's Caddy still terminates TLS and does auth, then proxies to Envoy's L7 listener, which spreads requests over the backends.",
+      ),
   })
-  .strict();
+  .strict()
+  .describe(
+    "One service: a rootless pod (the app and its Caddy) run by its own Linux user `ep-<name>`; its name is [a-z0-9-], at most 29 characters.",
+  );
+
+const hex32 = (message: string) => named("32-hex ID", z.string().regex(HEX32, message));
 
 export const stackSchema = z
   .object({
-    domain: dnsName,
+    domain: dnsName.describe("Parent name of service names (`<service>.<domain>`)."),
     cloudflare: z
       .object({
-        zoneId: z.string().regex(HEX32, "must be a 32-character lowercase hex Cloudflare zone ID"),
+        zoneId: hex32("must be a 32-character lowercase hex Cloudflare zone ID").describe(
+          "The zone of every record, and the only zone each pod's token may edit.",
+        ),
         permissionGroups: z
           .object({
-            dnsWrite: z.string().regex(HEX32, "must be a 32-character hex permission-group ID"),
-            zoneRead: z.string().regex(HEX32, "must be a 32-character hex permission-group ID"),
+            dnsWrite: hex32("must be a 32-character hex permission-group ID").describe(
+              "Permission group granted to pod tokens for DNS edits.",
+            ),
+            zoneRead: hex32("must be a 32-character hex permission-group ID").describe(
+              "Permission group granted to pod tokens for zone lookup.",
+            ),
           })
           .strict()
-          // Cloudflare's IDs for "DNS Write" and "Zone Read" (REFERENCE.md §1).
-          .default({ dnsWrite: "4755a26eedb94da69e1066d98aa820be", zoneRead: "c8fed203ed3043cba015a93ad1616f1f" }),
-        /**
-         * A zone only for ACME challenges: each service's `_acme-challenge` name becomes a
-         * CNAME into it, and pod tokens can edit only this zone, never the service records.
-         */
+          // Cloudflare's IDs of "DNS Write" and "Zone Read":
+          // https://developers.cloudflare.com/fundamentals/api/reference/permissions/
+          .default({ dnsWrite: "4755a26eedb94da69e1066d98aa820be", zoneRead: "c8fed203ed3043cba015a93ad1616f1f" })
+          .describe("Permission-group IDs granted to pod tokens (defaults: Cloudflare's DNS Write and Zone Read)."),
         challengeZone: z
           .object({
-            id: z.string().regex(HEX32, "must be a 32-character lowercase hex Cloudflare zone ID"),
-            name: dnsName,
+            id: hex32("must be a 32-character lowercase hex Cloudflare zone ID").describe("The challenge zone's ID."),
+            name: dnsName.describe("The challenge zone's name."),
           })
           .strict()
-          .optional(),
+          .optional()
+          .describe(
+            "A zone only for ACME challenges: each service's `_acme-challenge` name becomes a CNAME into it, and pod tokens can edit only this zone, never the service records.",
+          ),
       })
-      .strict(),
+      .strict()
+      .describe("Cloudflare: the zone of the records, and what each pod's DNS-01 token may do."),
     tls: z
       .object({
-        issuer: z.enum(["cloudflare-dns", "internal"]).default("cloudflare-dns"),
-        email: z.string().email("must be an email address").optional(),
+        issuer: z
+          .enum(["cloudflare-dns", "internal"])
+          .default("cloudflare-dns")
+          .describe(
+            "`cloudflare-dns`: publicly trusted certificates by ACME DNS-01 through each pod's token. `internal`: Caddy's local CA, no token minted (offline or test stacks).",
+          ),
+        email: z.string().email("must be an email address").optional().describe("ACME account email."),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe("Where the pods' certificates come from."),
     images: z
       .object({
-        envoy: image.default("docker.io/envoyproxy/envoy:v1.36.2"),
-        caddy: image.default(DEFAULT_CADDY_IMAGE),
+        envoy: image.default("docker.io/envoyproxy/envoy:v1.36.2").describe("Envoy's image on the ingress host."),
+        caddy: image
+          .default(DEFAULT_CADDY_IMAGE)
+          .describe(
+            "Every pod's sidecar: Caddy 2.11.2 to 2.11.7 with the caddy-dns/cloudflare module; the default is the release the tests run (README, Security: why not later).",
+          ),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe("Container images of the platform's own parts."),
     envoy: z
       .object({
-        adminPort: port.default(9901),
-        /** A client must finish its TLS ClientHello within this, or the connection is dropped. */
-        tlsHandshakeTimeout: duration.default("5s"),
-        /** Connections on all listeners together; Envoy refuses more instead of exhausting the host. */
-        maxDownstreamConnections: count(1, 10_000_000).default(50_000),
+        adminPort: port.default(9901).describe("Envoy's admin interface, bound to 127.0.0.1 only."),
+        tlsHandshakeTimeout: duration
+          .default("5s")
+          .describe("A client must send its TLS ClientHello within this on :443, or the connection is dropped."),
+        metricsPort: port
+          .default(9902)
+          .describe(
+            "Port of Envoy's Prometheus endpoint (/stats/prometheus, nothing else of the admin interface) on the ingress host's tailnet address; the tailnet policy lets only admins reach it.",
+          ),
+        maxDownstreamConnections: count(1, 10_000_000)
+          .default(50_000)
+          .describe("Connections on all listeners together; Envoy refuses more instead of exhausting the host."),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe("The ingress host's Envoy."),
     // Entries are parsed one by one (model/index.ts) so that a mistake in one service
-    // does not hide the cross-checks of the others.
-    hosts: z.record(z.string(), z.unknown()),
-    services: z.record(z.string(), z.unknown()),
+    // does not hide the cross-checks of the others; configSchema below has their shape.
+    hosts: z.record(z.string(), z.unknown()).describe("The machines, by name."),
+    services: z.record(z.string(), z.unknown()).describe("The services, by name."),
     authentik: z
       .object({
-        service: z.string(),
-        /** Flow slugs of every proxy provider; Authentik's defaults from its own blueprints. */
+        service: z.string().describe("The service that runs Authentik. It cannot itself have `auth`."),
         flows: z
           .object({
-            authorization: slug.default("default-provider-authorization-implicit-consent"),
-            invalidation: slug.default("default-provider-invalidation-flow"),
+            authorization: slug.default("default-provider-authorization-implicit-consent").describe("Authorization flow slug."),
+            invalidation: slug.default("default-provider-invalidation-flow").describe("Invalidation (logout) flow slug."),
           })
           .strict()
-          .default({}),
-        /** Proxy providers managed outside edgeplane that must stay on the embedded outpost. */
-        extraProviders: z.array(z.string().min(1, "must not be empty")).default([]),
+          .default({})
+          .describe("Flows of every proxy provider; the defaults are Authentik's own."),
+        extraProviders: z
+          .array(z.string().min(1, "must not be empty"))
+          .default([])
+          .describe(
+            "Proxy providers managed outside edgeplane that must stay on the embedded outpost (its provider list is replaced as a whole).",
+          ),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe("Authentik, the identity provider of services with `auth`. Required when any service has `auth`."),
     tailscale: z
       .object({
-        /** The operator-owned part of the tailnet policy file (groups, their own grants, ssh, tests, …). */
-        policy: z.record(z.string(), z.unknown()).default({}),
+        policy: z
+          .record(z.string(), z.unknown())
+          .default({})
+          .describe("The operator-owned part of the tailnet policy file: groups, own grants, ssh, tests, …"),
         testUsers: z
           .object({
-            members: z.record(z.string(), z.string().min(1, "must be a login")).default({}),
-            nonMember: z.string().min(1, "must be a login").optional(),
+            members: z
+              .record(z.string(), z.string().min(1, "must be a login"))
+              .default({})
+              .describe(
+                "One login per group in a tailnet service's `auth.groups` (`{admins: alice@example.org}`): the generated accept tests; `autogroup:admin` for a tailnet service without auth.",
+              ),
+            nonMember: z
+              .string()
+              .min(1, "must be a login")
+              .optional()
+              .describe(
+                "A login in none of those groups, and not a tailnet admin: the generated tests prove it cannot reach them, nor any metrics endpoint.",
+              ),
           })
           .strict()
-          .default({}),
-        /** Take over the tailnet's existing policy (import) instead of failing on it. */
-        adopt: z.boolean().default(false),
+          .default({})
+          .describe("Identities of the generated Tailscale policy tests."),
+        adopt: z
+          .boolean()
+          .default(false)
+          .describe("Import the tailnet's existing policy on the next `up` instead of failing with 412."),
       })
       .strict()
-      .optional(),
-    /** Existing Cloudflare objects to take over (Pulumi import) instead of creating them. */
+      .optional()
+      .describe("Makes this stack the owner of the tailnet policy file (one stack per tailnet)."),
     adopt: z
       .object({
-        /** Per service: record type (A, AAAA, CNAME) → Cloudflare record ID. */
         records: z
-          .record(
-            z.string(),
-            z.record(z.enum(["A", "AAAA", "CNAME"]), z.string().regex(HEX32, "must be a 32-character hex Cloudflare record ID")),
-          )
-          .default({}),
-        /** Per service: the ID of its existing DNS-01 API token. */
-        tokens: z.record(z.string(), z.string().regex(HEX32, "must be a 32-character hex Cloudflare token ID")).default({}),
+          .record(z.string(), z.record(z.enum(["A", "AAAA", "CNAME"]), hex32("must be a 32-character hex Cloudflare record ID")))
+          .default({})
+          .describe("Per service: record type (A, AAAA, CNAME) → ID of the existing Cloudflare record."),
+        tokens: z
+          .record(z.string(), hex32("must be a 32-character hex Cloudflare token ID"))
+          .default({})
+          .describe("Per service: ID of its existing DNS-01 API token."),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe(
+        "Existing Cloudflare objects to take over (Pulumi import) instead of creating; remove an entry once `pulumi up` adopted it.",
+      ),
   })
   .strict();
+
+/** Keys the program reads itself, outside the model (index.ts). */
+const programKeys = {
+  sshPrivateKey: z
+    .string()
+    .min(1, "must not be empty")
+    .describe(
+      "Private key (PEM/OpenSSH text) used to reach every host. Set it with `pulumi config set --secret edgeplane:sshPrivateKey < ~/.ssh/edgeplane`.",
+    ),
+};
+/** Keys outside the model, which buildModel leaves unread. */
+export const PROGRAM_KEYS: ReadonlySet<string> = new Set(Object.keys(programKeys));
+/** Keys whose value must be a Pulumi secret. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(["sshPrivateKey"]);
+
+/**
+ * Every `edgeplane:*` key, with hosts and services in full: what is documented and what
+ * a stack may set. buildModel validates the model's keys with stackSchema (entries one
+ * by one); this one is for the reference, Pulumi.yaml and "did you mean" suggestions.
+ */
+export const configSchema = stackSchema.extend({
+  ...programKeys,
+  hosts: z.record(z.string(), hostSchema).describe(stackSchema.shape.hosts.description!),
+  services: z.record(z.string(), serviceSchema).describe(stackSchema.shape.services.description!),
+});
 
 export type ParsedHost = z.output<typeof hostSchema>;
 export type ParsedService = z.output<typeof serviceSchema>;

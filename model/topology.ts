@@ -31,6 +31,11 @@ export function caddyBindAddress(model: Model, service: Service): string {
   return colocatedWithIngress(model, service) ? "127.0.0.1" : hostByName(model, service.host).tailnetIP;
 }
 
+/** Where the pod publishes its Caddy's metrics: the pod host's tailnet address, never a public one. */
+export function metricsBindAddress(model: Model, service: Service): string {
+  return hostByName(model, service.host).tailnetIP;
+}
+
 /** Where Envoy sends the still-encrypted stream for this service. */
 export function envoyUpstream(model: Model, service: Service): { address: string; port: number } {
   return { address: caddyBindAddress(model, service), port: service.caddyPort };

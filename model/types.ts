@@ -83,6 +83,8 @@ export interface Service {
   readonly port: number;
   /** Host port of this pod's Caddy, bound only to the address Envoy reaches. */
   readonly caddyPort: number;
+  /** Host port of this pod's Caddy metrics, on the pod host's tailnet address. */
+  readonly metricsPort: number;
   readonly fqdn: string;
   readonly exposure: Exposure;
   readonly auth?: ServiceAuth;
@@ -171,6 +173,8 @@ export interface EnvoySettings {
   readonly tlsHandshakeTimeout: string;
   /** Open downstream connections on all listeners together. */
   readonly maxDownstreamConnections: number;
+  /** Port of Envoy's Prometheus endpoint on the ingress host's tailnet address. */
+  readonly metricsPort: number;
 }
 
 export interface Model {

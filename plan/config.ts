@@ -40,6 +40,26 @@ function maskSecure(value: unknown): { value: unknown; secret: boolean } {
 }
 
 /**
+ * Parses a YAML file; a syntax error is reported as `file:line:column: reason` with the
+ * offending line, not as a stack trace.
+ */
+export function parseYamlFile(file: string): unknown {
+  try {
+    return YAML.parse(fs.readFileSync(file, "utf8"), { prettyErrors: true });
+  } catch (err) {
+    if (!(err instanceof YAML.YAMLError)) throw err;
+    const relative = path.relative(process.cwd(), file);
+    const name = relative && !relative.startsWith("..") ? relative : file;
+    const [line, col] = err.linePos ? [err.linePos[0].line, err.linePos[0].col] : [0, 0];
+    // yaml's message is "<reason> at line L, column C:\n\n<excerpt>"; the position moves to the front.
+    const [reason = err.message, ...excerpt] = err.message.split(/ at line \d+, column \d+:\n?/);
+    throw new PlanInputError(
+      `${name}:${line}:${col}: ${reason.trim()}${excerpt.length ? `\n${excerpt.join("").trimEnd()}` : ""}`,
+    );
+  }
+}
+
+/**
  * Loads `Pulumi.<stack>.yaml` from `root`, or `stackFile` when given (test stacks live
  * outside the project root but share its Pulumi.yaml).
  */
@@ -47,11 +67,11 @@ export function loadStackConfig(root: string, stack: string, stackFile = path.jo
   const projectFile = path.join(root, "Pulumi.yaml");
   if (!fs.existsSync(stackFile))
     throw new PlanInputError(`no stack config: ${path.relative(process.cwd(), stackFile) || stackFile} does not exist`);
-  const projectDoc = YAML.parse(fs.readFileSync(projectFile, "utf8")) as {
+  const projectDoc = parseYamlFile(projectFile) as {
     name: string;
     config?: Record<string, { default?: unknown }>;
   };
-  const stackDoc = (YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const stackDoc = (parseYamlFile(stackFile) ?? {}) as { config?: Record<string, unknown> };
   const project = projectDoc.name;
   const qualify = (key: string) => (key.includes(":") ? key : `${project}:${key}`);
 

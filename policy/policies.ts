@@ -49,11 +49,11 @@ export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
   {
     name: "pods-publish-only-caddy",
     description:
-      "No pod publishes its app port: only the pod publishes, only Caddy's 443, and no container uses the host network.",
+      "No pod publishes its app port: only the pod publishes, only Caddy's 443 (and its metrics site on a tailnet address), and no container uses the host network.",
     enforcementLevel: "mandatory",
     validateStack: (args, reportViolation) => {
       for (const file of pushedUnitFiles(args.resources)) {
-        for (const p of checkUnitFile(file.path, file.content, file.owner)) reportViolation(p);
+        for (const p of checkUnitFile(file.path, file.content, file.owner, file.metricsPorts)) reportViolation(p);
       }
     },
   },

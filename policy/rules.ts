@@ -127,11 +127,13 @@ export function checkCommand(cmd: Resource): string[] {
 
 /**
  * No pod publishes anything but its Caddy: in the Quadlet files the program pushes, a
- * `[Pod]` may publish only to Caddy's port 443 inside the pod, and no `[Container]`
- * publishes a port or joins the host network. Envoy's rootful unit on the ingress host
+ * `[Pod]` may publish only to Caddy's port 443 inside the pod, or, on a tailnet address,
+ * to a port where the pod's own Caddyfile serves metrics and nothing else
+ * (`metricsPorts`, from caddyMetricsPorts); no `[Container]` publishes a port or joins
+ * the host network. Envoy's rootful unit on the ingress host
  * (`/etc/containers/systemd/envoy.container`) uses the host network by design.
  */
-export function checkUnitFile(path: string, content: string, owner: string): string[] {
+export function checkUnitFile(path: string, content: string, owner: string, metricsPorts: readonly number[] = []): string[] {
   if (!/\.(pod|container)$/.test(path)) return [];
   const problems: string[] = [];
   const envoy = path === "/etc/containers/systemd/envoy.container";
@@ -148,8 +150,10 @@ export function checkUnitFile(path: string, content: string, owner: string): str
     const value = rest.join("=");
     const publishes = key === "PublishPort" || (key === "PodmanArgs" && /(^|\s)(--publish|-p)(=|\s)/.test(value));
     if (section === "Pod" && key === "PublishPort") {
-      if (!/:443(\/tcp)?$/.test(value))
-        problems.push(`${path} (${owner}): the pod publishes ${value}; only Caddy's port 443 may be published`);
+      if (!/:443(\/tcp)?$/.test(value) && !isTailnetMetrics(value, metricsPorts))
+        problems.push(
+          `${path} (${owner}): the pod publishes ${value}; only Caddy's port 443 may be published (and its metrics site, on a tailnet address)`,
+        );
     } else if (publishes) {
       problems.push(`${path} (${owner}): publishes ${value} from a [${section}]; only the pod publishes, and only Caddy`);
     }
@@ -159,14 +163,38 @@ export function checkUnitFile(path: string, content: string, owner: string): str
   return problems;
 }
 
+/** `<tailnet address>:<host port>:<pod port>` where the pod port is a metrics-only Caddy site. */
+function isTailnetMetrics(value: string, metricsPorts: readonly number[]): boolean {
+  const m = /^100\.(\d+)\.\d+\.\d+:\d+:(\d+)(\/tcp)?$/.exec(value);
+  return !!m && Number(m[1]) >= 64 && Number(m[1]) <= 127 && metricsPorts.includes(Number(m[2]));
+}
+
+/** Ports of the Caddyfile's plain-HTTP sites that serve metrics and nothing else. */
+export function caddyMetricsPorts(caddyfile: string): number[] {
+  return [...caddyfile.matchAll(/^http:\/\/:(\d+) \{\n\tmetrics \/\S*\n\}$/gm)].map((m) => Number(m[1]));
+}
+
 /** Every Quadlet file the stack pushes, with its content (the install command's stdin). */
-export function pushedUnitFiles(resources: readonly Resource[]): { path: string; content: string; owner: string }[] {
+export function pushedUnitFiles(
+  resources: readonly Resource[],
+): { path: string; content: string; owner: string; metricsPorts: number[] }[] {
   const installs = new Map(resources.filter((r) => COMMAND_TYPES.includes(r.type)).map((r) => [r.name, r]));
-  return resources
-    .filter((r) => r.type === REMOTE_FILE && /\.(pod|container)$/.test(String(r.props.path)))
+  const contentOf = (file: Resource) => String(installs.get(`${file.name}-install`)?.props.stdin ?? "");
+  const files = resources.filter((r) => r.type === REMOTE_FILE);
+  // A service's files all live below its home, /var/lib/edgeplane/<service>/, on its host.
+  const homeOf = (file: Resource) =>
+    `${file.props.host} ${/^\/var\/lib\/edgeplane\/[^/]+\//.exec(String(file.props.path))?.[0] ?? ""}`;
+  const metricsByHome = new Map(
+    files
+      .filter((f) => String(f.props.path).endsWith("/caddy/Caddyfile"))
+      .map((f) => [homeOf(f), caddyMetricsPorts(contentOf(f))]),
+  );
+  return files
+    .filter((r) => /\.(pod|container)$/.test(String(r.props.path)))
     .map((file) => ({
       path: String(file.props.path),
-      content: String(installs.get(`${file.name}-install`)?.props.stdin ?? ""),
+      content: contentOf(file),
       owner: `${file.name} on ${file.props.host}`,
+      metricsPorts: metricsByHome.get(homeOf(file)) ?? [],
     }));
 }

@@ -8,7 +8,7 @@
  * API call, with the same errors.
  */
 import fs from "node:fs";
-import { buildModel, CONFIG_KEYS, ConfigError } from "../model";
+import { buildModel, ConfigError, projectConfig } from "../model";
 import type { Model } from "../model/types";
 import { tailnetPolicyProblems } from "../components/tailnet/render";
 import { SECRET_PLACEHOLDER, type StackConfig } from "../plan/config";
@@ -26,17 +26,7 @@ export class PreflightInputError extends Error {
 
 /** The stack's model from its config, exactly as index.ts builds it (throws ConfigError). */
 export function modelOf(config: StackConfig): Model {
-  const raw: Record<string, unknown> = {};
-  for (const key of CONFIG_KEYS) {
-    const value = config.values[`${config.project}:${key}`];
-    if (value === undefined) continue;
-    try {
-      raw[key] = JSON.parse(value);
-    } catch {
-      raw[key] = value;
-    }
-  }
-  const model = buildModel(raw);
+  const model = buildModel(projectConfig(config.values, config.project));
   const policyProblems = model.tailscale ? tailnetPolicyProblems(model, model.tailscale.policy, model.tailscale.testUsers) : [];
   if (policyProblems.length > 0) throw new ConfigError(policyProblems);
   return model;

@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: the offline plan of generated stacks of 10, 100 and 1,000
- * services, each run as a user would (`npm run plan`), in its own process. Prints, per
- * size: wall time, peak memory, resources and files per service, and how many
- * resources a one-service change (an image bump) touches. `--sizes 10,100` picks sizes.
+ * services, each run as a user would (`npm run plan`), in its own process. Prints a
+ * Markdown table, one row per size as soon as that size is done: wall time, peak
+ * memory, resources and files per service, and how many resources a one-service change
+ * (an image bump) touches. `--sizes 10,100` picks the sizes.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -55,8 +56,9 @@ export function generateStack(n: number, imageOf: (i: number) => string = () => 
     if (i % 50 === 1) {
       svc.l7 = {
         backends: [
-          { host, port: 30000 + slot },
-          { host, port: 31000 + slot },
+          // Clear of the pods' Caddy metrics ports (caddyPort + 20000 = 31000 + slot).
+          { host, port: 32000 + slot },
+          { host, port: 33000 + slot },
         ],
         listenPort: 40000 + i,
       };
@@ -97,12 +99,30 @@ function plan(stack: unknown, dir: string): { stats: RunStats; plan: Plan } {
   return { stats: JSON.parse(statsLine), plan: JSON.parse(fs.readFileSync(path.join(dir, "bench", "plan.json"), "utf8")) };
 }
 
-function main(): void {
+const HEADER = [
+  "services",
+  "plan wall time (s)",
+  "peak memory (MiB)",
+  "ms per service",
+  "resources per service",
+  "files per service",
+  "resources touched by a one-service change",
+];
+const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+
+function main(): number {
   const { values } = parseArgs({ options: { sizes: { type: "string", default: "10,100,1000" } } });
-  const sizes = values.sizes!.split(",").map(Number);
+  const sizes = values.sizes!.split(",").map((s) => Number(s.trim()));
+  const bad = values.sizes!.split(",").filter((_, i) => !Number.isInteger(sizes[i]) || sizes[i]! < 1);
+  if (bad.length > 0) {
+    console.error(`--sizes ${values.sizes}: expected a comma-separated list of service counts such as 10,100,1000`);
+    return 2;
+  }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-bench-"));
-  const rows: string[][] = [];
+  process.on("exit", () => fs.rmSync(work, { recursive: true, force: true }));
+  console.log([line(HEADER), line(HEADER.map(() => "---"))].join("\n"));
   for (const n of sizes) {
+    console.error(`bench: planning ${n} services, twice (the second time with one image bumped)…`);
     const base = plan(generateStack(n), path.join(work, `${n}-base`));
     // The same stack with one service's image bumped: what a routine deploy changes.
     const bumped = plan(
@@ -112,29 +132,20 @@ function main(): void {
     const diff = comparePlans(base.plan, bumped.plan);
     const touched = diff.added.length + diff.removed.length + diff.changed.length;
     const s = base.stats;
-    rows.push([
-      String(n),
-      (s.ms / 1000).toFixed(1),
-      String(s.peakRssMiB),
-      (s.ms / n).toFixed(1),
-      (s.resources / n).toFixed(1),
-      (s.files / n).toFixed(1),
-      String(touched),
-    ]);
-    console.error(`bench: ${n} services done`);
+    // Each row as soon as its size is done: the 1,000-service size takes minutes.
+    console.log(
+      line([
+        String(n),
+        (s.ms / 1000).toFixed(1),
+        String(s.peakRssMiB),
+        (s.ms / n).toFixed(1),
+        (s.resources / n).toFixed(1),
+        (s.files / n).toFixed(1),
+        String(touched),
+      ]),
+    );
   }
-  const header = [
-    "services",
-    "plan wall time (s)",
-    "peak memory (MiB)",
-    "ms per service",
-    "resources per service",
-    "files per service",
-    "resources touched by a one-service change",
-  ];
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  console.log([line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n"));
-  fs.rmSync(work, { recursive: true, force: true });
+  return 0;
 }
 
-if (require.main === module) main();
+if (require.main === module) process.exitCode = main();

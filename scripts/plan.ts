@@ -14,7 +14,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../model";
+import { runCli } from "../plan/cli";
 import { loadStackConfig, PlanInputError } from "../plan/config";
 import {
   diffPlans,
@@ -217,14 +217,4 @@ async function diffReport(stack: string, ref: string, format: DiffFormat): Promi
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof PlanInputError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runCli(main);

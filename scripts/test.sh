@@ -1,19 +1,44 @@
 #!/usr/bin/env bash
-# The whole test suite: `npm test`. Builds the real-tool binaries once (cached), then
-# type-checks and runs every test with node's test runner. In CI (CI=true) a test
-# that needs a missing tool fails instead of skipping.
+# The test suite: `npm test` runs all of it; `npm test -- <file or folder>...` runs only
+# those test files (a folder: every *.test.ts below it), and `npm run test:<group>`
+# one group (package.json). Builds the real-tool binaries first (cached: about a second
+# when warm), then, for the whole suite only, type-checks and checks the formatting.
+# In CI (CI=true) a test that needs a missing tool fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
 
 if [ -f scripts/build-tools.sh ]; then
   bash scripts/build-tools.sh
 fi
 export EDGEPLANE_TOOLS_DIR="${EDGEPLANE_TOOLS_DIR:-$PWD/.cache/tools}"
 
-echo "== typecheck and format"
-npx tsc --noEmit
-npx prettier --check . >/dev/null || { npx prettier --list-different .; echo "run: npm run format" >&2; exit 1; }
+if [ $# -eq 0 ]; then
+  echo "== typecheck and format"
+  npx tsc --noEmit
+  npx prettier --check . >/dev/null || { npx prettier --list-different .; echo "run: npm run format" >&2; exit 1; }
+  set -- test
+fi
 
-echo "== tests"
-mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-reporter=spec "${files[@]}"
+files=()
+for arg in "$@"; do
+  if [ -d "$arg" ]; then
+    mapfile -t found < <(find "$arg" -name '*.test.ts' | sort)
+    files+=("${found[@]}")
+  elif [ -f "$arg" ]; then
+    files+=("$arg")
+  else
+    echo "test: $arg is neither a test file nor a folder" >&2
+    exit 2
+  fi
+done
+if [ ${#files[@]} -eq 0 ]; then
+  echo "test: no *.test.ts under $*" >&2
+  exit 2
+fi
+
+echo "== tests (${#files[@]} file(s))"
+status=0
+node --import tsx --test --test-reporter=spec "${files[@]}" || status=$?
+echo "== done in $((SECONDS - started)) s"
+exit $status

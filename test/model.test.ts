@@ -180,6 +180,33 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ['edgeplane:services.grafana.caddyPort: port 10443 on host "edge" is already used by the Caddy of service "authentik"'],
     ],
     [
+      "Caddy metrics port on another service's caddyPort",
+      (c) => (c.services.grafana.metricsPort = 10400),
+      ['edgeplane:services.grafana.metricsPort: port 10400 on host "edge" is already used by the Caddy of service "authentik"'],
+    ],
+    [
+      "Caddy metrics port on the app's own port",
+      (c) => (c.services.grafana.metricsPort = 3000),
+      ["edgeplane:services.grafana.metricsPort: port 3000 is also the app's port of the service"],
+    ],
+    [
+      "default Caddy metrics port on Envoy's metrics port",
+      (c) => (c.envoy = { metricsPort: 30443 }),
+      [
+        "edgeplane:services.grafana.caddyPort: port 30443 is reserved for Envoy's metrics endpoint (Caddy's metrics port defaults to caddyPort + 20000; set metricsPort)",
+      ],
+    ],
+    [
+      "default Caddy metrics port above 65535",
+      (c) => (c.services.vllm = { ...c.services.vllm, caddyPort: 50000, l7: { ...c.services.vllm.l7, listenPort: 40000 } }),
+      ["edgeplane:services.vllm.metricsPort: caddyPort + 20000 is above 65535; set metricsPort"],
+    ],
+    [
+      "Envoy's metrics port on its admin port",
+      (c) => (c.envoy = { adminPort: 9950, metricsPort: 9950 }),
+      ["edgeplane:envoy.metricsPort: port 9950 is already Envoy's admin port (envoy.adminPort)"],
+    ],
+    [
       "reserved port 443",
       (c) => (c.services.grafana.caddyPort = 443),
       ["edgeplane:services.grafana.caddyPort: port 443 is reserved for Envoy's HTTPS listener"],
@@ -239,7 +266,11 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ),
       ["edgeplane:hosts.-gpu: host names must match [a-z0-9-] (at most 63, no leading or trailing -)"],
     ],
-    ["misspelt key", (c) => (c.services.grafana.imgae = "x"), ["edgeplane:services.grafana.imgae: unknown key"]],
+    [
+      "misspelt key",
+      (c) => (c.services.grafana.imgae = "x"),
+      ["edgeplane:services.grafana.imgae: unknown key; did you mean edgeplane:services.grafana.image?"],
+    ],
     [
       "port out of range",
       (c) => (c.services.grafana.port = 70000),
@@ -360,7 +391,7 @@ describe("buildModel rejects invalid configs, naming each key", () => {
     [
       "unknown Authentik flow key",
       (c) => (c.authentik.flows = { authorisation: "x" }),
-      ["edgeplane:authentik.flows.authorisation: unknown key"],
+      ["edgeplane:authentik.flows.authorisation: unknown key; did you mean edgeplane:authentik.flows.authorization?"],
     ],
     [
       "extra container with a reserved name, and one naming a secret the service does not have",
@@ -457,6 +488,29 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       "edgeplane:services.authentik.caddyPort: port 443 is reserved for Envoy's HTTPS listener",
       'edgeplane:services.vllm.host: unknown host "nowhere" (hosts: "edge", "gpu")',
     ]);
+  });
+
+  it("rejects unknown top-level keys with the closest known key, alongside the other problems", () => {
+    const problems = problemsOf((c) => {
+      c.tailscal = { adopt: true };
+      c.envoi = { adminPort: 9902 };
+      c.sshPrivatekey = "x";
+      c.frobnicate = 1;
+      c.services.vllm.l7.healthChek = {};
+    });
+    assert.deepEqual(problems, [
+      "edgeplane:tailscal: unknown key; did you mean edgeplane:tailscale?",
+      "edgeplane:envoi: unknown key; did you mean edgeplane:envoy?",
+      "edgeplane:sshPrivatekey: unknown key; did you mean edgeplane:sshPrivateKey?",
+      "edgeplane:frobnicate: unknown key",
+      "edgeplane:services.vllm.l7.healthChek: unknown key; did you mean edgeplane:services.vllm.l7.healthCheck?",
+    ]);
+  });
+
+  it("leaves the keys the program reads itself to the program", () => {
+    const config = validConfig();
+    config.sshPrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    assert.equal(buildModel(config).domain, "example.org");
   });
 
   it("puts every problem in the error message", () => {

@@ -188,6 +188,38 @@ describe("an invalid config", () => {
     assert.deepEqual(fs.readdirSync(run.out), []);
   });
 
+  it("rejects a misspelt top-level key, naming the key it probably meant, and writes nothing", () => {
+    // Before, index.ts read only the keys it knew: a misspelt edgeplane:tailscale planned
+    // fine, with no tailnet policy in it.
+    const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.bad.yaml");
+    const doc = YAML.parse(fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8"));
+    doc.config["edgeplane:tailscal"] = doc.config["edgeplane:tailscale"];
+    delete doc.config["edgeplane:tailscale"];
+    fs.writeFileSync(stackFile, YAML.stringify(doc));
+    const run = plan(["--stack", "bad", "--stack-file", stackFile]);
+    assert.equal(run.code, 1);
+    assert.equal(
+      run.stderr,
+      "invalid stack config (1 problem):\n  - edgeplane:tailscal: unknown key; did you mean edgeplane:tailscale?\n",
+    );
+    assert.deepEqual(fs.readdirSync(run.out), []);
+  });
+
+  it("reports a YAML syntax error as file:line:column with the line, not a stack trace", () => {
+    const stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-stack-")), "Pulumi.bad.yaml");
+    fs.writeFileSync(
+      stackFile,
+      "config:\n  edgeplane:domain: example.org\n  edgeplane:hosts:\n    edge: [1, 2\n  edgeplane:services: {}\n",
+    );
+    const run = plan(["--stack", "bad", "--stack-file", stackFile]);
+    assert.equal(run.code, 1);
+    const [first, ...rest] = run.stderr.split("\n");
+    assert.match(first!, new RegExp(`^${stackFile.replace(/[.]/g, "\\.")}:5:3: \\S`));
+    assert.ok(rest.includes("    edge: [1, 2"), run.stderr);
+    assert.doesNotMatch(run.stderr, /^\s+at /m);
+    assert.deepEqual(fs.readdirSync(run.out), []);
+  });
+
   it("names a missing stack file", () => {
     const run = plan(["--stack", "nope"]);
     assert.equal(run.code, 1);

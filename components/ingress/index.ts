@@ -4,6 +4,7 @@ import * as random from "@pulumi/random";
 import { ingressHost } from "../../model/topology";
 import type { Model } from "../../model/types";
 import { HOSTS_BLOCK_PATH, renderHostsBlock, spliceHostsScript } from "../hosts/render";
+import { PROMETHEUS_SCRAPE_PATH, renderPrometheusScrapeConfig } from "../metrics/render";
 import { RemoteFile, type Connection } from "../remote/file";
 import { quadletValidator, shQuote } from "../remote/script";
 import {
@@ -160,8 +161,11 @@ export class IngressHost extends pulumi.ComponentResource {
       { parent: this, dependsOn: [hostsBlock.install] },
     );
 
+    // For the operator's Prometheus: where every metrics endpoint of the stack is.
+    file("prometheus-scrape", PROMETHEUS_SCRAPE_PATH, renderPrometheusScrapeConfig(platform));
+
     this.host = host;
-    this.files = [...Object.values(envoyPaths), HOSTS_BLOCK_PATH].sort();
+    this.files = [...Object.values(envoyPaths), HOSTS_BLOCK_PATH, PROMETHEUS_SCRAPE_PATH].sort();
     this.registerOutputs({ host: this.host, files: this.files });
   }
 }

@@ -3,9 +3,10 @@
  * builder per Envoy object (contour's internal/envoy style), serialized once.
  *
  * Envoy reads listeners and clusters from files it watches (filesystem xDS), so a
- * routing change is a file swap, not a restart (LESSONS.md 5). The same objects are
- * also assembled into a static bootstrap that `envoy --mode validate` can check,
- * because Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7).
+ * routing change is a file swap, not a restart (a listener update drains its
+ * connections: envoyproxy/envoy#35109). The same objects are also assembled into a
+ * static bootstrap that `envoy --mode validate` can check, because validate mode does
+ * not load the files that file-based LDS/CDS point at.
  */
 import { createHash } from "node:crypto";
 import YAML from "yaml";
@@ -37,6 +38,62 @@ export function clusterName(service: Service): string {
 /** Name of the :443 filter chain that matches a service's SNI. */
 export function sniChainName(service: Service): string {
   return `sni_${label(service.fqdn)}`;
+}
+
+/**
+ * One JSON line per connection (the :443 listeners) or per request (HTTP listeners),
+ * on Envoy's stdout, which the unit's log driver hands to the journal. Command
+ * operators from Envoy's access-log reference
+ * (docs/root/configuration/observability/access_log/usage.rst); an unset value is
+ * logged as "-", and numbers as JSON numbers.
+ */
+const CONNECTION_LOG: Obj = {
+  start_time: "%START_TIME%",
+  client: "%DOWNSTREAM_REMOTE_ADDRESS%",
+  local: "%DOWNSTREAM_LOCAL_ADDRESS%",
+  sni: "%REQUESTED_SERVER_NAME%",
+  filter_chain: "%FILTER_CHAIN_NAME%",
+  cluster: "%UPSTREAM_CLUSTER%",
+  upstream: "%UPSTREAM_HOST%",
+  bytes_received: "%BYTES_RECEIVED%",
+  bytes_sent: "%BYTES_SENT%",
+  duration_ms: "%DURATION%",
+  // Why it ended: NR (no chain for the name), UO (the service's connection limit),
+  // URX with local_ratelimit_close_over_limit (its rate budget), UF (Caddy unreachable)…
+  response_flags: "%RESPONSE_FLAGS%",
+  termination: "%CONNECTION_TERMINATION_DETAILS%",
+  transport_failure: "%DOWNSTREAM_TRANSPORT_FAILURE_REASON%",
+};
+
+const REQUEST_LOG: Obj = {
+  start_time: "%START_TIME%",
+  client: "%DOWNSTREAM_REMOTE_ADDRESS%",
+  method: "%REQ(:METHOD)%",
+  authority: "%REQ(:AUTHORITY)%",
+  // Without the query string, which may carry credentials (PATH(NQ): Envoy 1.34 and later).
+  path: "%PATH(NQ)%",
+  protocol: "%PROTOCOL%",
+  status: "%RESPONSE_CODE%",
+  status_details: "%RESPONSE_CODE_DETAILS%",
+  response_flags: "%RESPONSE_FLAGS%",
+  cluster: "%UPSTREAM_CLUSTER%",
+  upstream: "%UPSTREAM_HOST%",
+  bytes_received: "%BYTES_RECEIVED%",
+  bytes_sent: "%BYTES_SENT%",
+  duration_ms: "%DURATION%",
+  termination: "%CONNECTION_TERMINATION_DETAILS%",
+};
+
+/** An access log to stdout; `log` names the listener, so lines from different listeners tell apart. */
+export function accessLog(log: string, fields: Obj): Obj[] {
+  return [
+    {
+      name: "envoy.access_loggers.stdout",
+      typed_config: typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", {
+        log_format: { json_format: { log, ...fields }, json_format_options: { sort_properties: true } },
+      }),
+    },
+  ];
 }
 
 function typed(type: string, fields: Obj = {}): Obj {
@@ -115,27 +172,28 @@ function denyAll(stat: string): Obj {
 }
 
 /**
- * A service's limits at the edge, ahead of the proxy on its own chain, so a service
- * that is hammered exhausts its own budget and not the others': new connections per
- * second (token bucket; a connection beyond it is closed at once) and connections
- * open at once. Each chain has its own filter instances, so the copy of a public
- * chain on the tailnet address has its own budget.
+ * A service's rate budget at the edge, ahead of the proxy on each of its chains, so a
+ * service that is hammered exhausts its own budget and not the others': new
+ * connections per second (token bucket; a connection beyond it is closed at once).
+ *
+ * A service has up to three chains (public IPv4, its copy on the tailnet address,
+ * public IPv6), and each filter instance would have its own bucket. `share_key` makes
+ * every local_ratelimit filter with the same key and the same token_bucket, in any
+ * chain or listener, use one bucket (LocalRateLimit.share_key, envoyproxy/envoy#20340;
+ * source/extensions/filters/network/local_ratelimit/local_ratelimit.cc keeps them in
+ * one server-wide registry), so the budget is the service's, not the chain's. The
+ * connections open at once are capped once per service too, by its cluster's circuit
+ * breaker (caddyCluster), which every chain of the service shares.
  */
 function edgeLimits(stat: string, service: Service): Obj[] {
-  const { connectionsPerSecond, burst, maxConnections } = service.limits;
+  const { connectionsPerSecond, burst } = service.limits;
   return [
     {
       name: "envoy.filters.network.local_ratelimit",
       typed_config: typed("envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit", {
         stat_prefix: stat,
         token_bucket: { max_tokens: burst, tokens_per_fill: connectionsPerSecond, fill_interval: "1s" },
-      }),
-    },
-    {
-      name: "envoy.filters.network.connection_limit",
-      typed_config: typed("envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit", {
-        stat_prefix: stat,
-        max_connections: maxConnections,
+        share_key: clusterName(service),
       }),
     },
   ];
@@ -183,6 +241,10 @@ export function passthroughListener(model: Model, name: string, family: "v4" | "
     // A client that never finishes its ClientHello is dropped instead of holding a socket.
     listener_filters_timeout: model.envoy.tlsHandshakeTimeout,
     filter_chains: chains,
+    // The listener's own log: one line per connection when it closes, matched or not, so
+    // a name Envoy does not serve (NR) and a ClientHello that never came are logged too
+    // (source/common/listener_manager/active_stream_listener_base.cc).
+    access_log: accessLog(name, CONNECTION_LOG),
   };
 }
 
@@ -200,6 +262,7 @@ export function httpRedirectListener(name: string, address: string): Obj {
             typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", {
               stat_prefix: name,
               use_remote_address: true,
+              access_log: accessLog(name, REQUEST_LOG),
               route_config: {
                 name: "https_redirect",
                 virtual_hosts: [
@@ -220,15 +283,30 @@ export function httpRedirectListener(name: string, address: string): Obj {
 /**
  * A service's Caddy: on loopback when the pod shares the ingress host, at the pod
  * host's tailnet address otherwise. PROXY protocol v2 goes first on every connection
- * so Caddy logs and limits by the real client address (LESSONS.md 7).
+ * so Caddy logs and limits by the real client address (caddyserver/caddy#6486).
+ *
+ * Every chain of the service proxies to this one cluster, so its circuit breaker is
+ * where the service's connection limit holds once, whatever the number of chains.
+ * tcp_proxy checks it before connecting upstream and closes a connection beyond it at
+ * once, with response flag UO and the cluster's upstream_cx_overflow counter
+ * (source/common/tcp_proxy/tcp_proxy.cc). Without it, Envoy's default of 1024
+ * (config/cluster/v3/circuit_breaker.proto) would cap every service. Pending
+ * connections (being connected to Caddy) get the same bound, so they never are the
+ * tighter limit. track_remaining publishes the headroom as the remaining_cx gauge.
  */
 export function caddyCluster(model: Model, service: Service): Obj {
   const upstream = envoyUpstream(model, service);
+  const { maxConnections } = service.limits;
   return {
     "@type": CLUSTER_TYPE,
     name: clusterName(service),
     type: "STATIC",
     connect_timeout: "5s",
+    circuit_breakers: {
+      thresholds: [
+        { priority: "DEFAULT", max_connections: maxConnections, max_pending_requests: maxConnections, track_remaining: true },
+      ],
+    },
     load_assignment: {
       cluster_name: clusterName(service),
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(upstream.address, upstream.port) } }] }],
@@ -289,7 +367,7 @@ function l7Digest(digests: L7Digests, service: Service): string {
  * host that runs that Caddy, and of those only requests carrying that Caddy's
  * credential (L7_CREDENTIAL_HEADER): every pod on the Caddy's host connects from the
  * same address, so the address alone would let any of them past authentication. The
- * credential header is removed before the request goes on to a backend. Timeouts fit streamed LLM responses (LESSONS.md 6): no
+ * credential header is removed before the request goes on to a backend. Timeouts fit streamed LLM responses (envoyproxy/ai-gateway#795): no
  * request or route timeout (Envoy's default 15 s route timeout would cut a long
  * completion), and an explicit stream idle timeout instead, which a token stream
  * keeps resetting. Retries happen only when no connection could be made, so a
@@ -311,6 +389,7 @@ export function l7Listener(model: Model, service: Service & { l7: L7Settings }, 
             name: "envoy.filters.network.http_connection_manager",
             typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", {
               stat_prefix: name,
+              access_log: accessLog(name, REQUEST_LOG),
               request_timeout: "0s",
               stream_idle_timeout: service.l7.streamIdleTimeout,
               route_config: {
@@ -413,6 +492,72 @@ export function l7Cluster(model: Model, service: Service & { l7: L7Settings }): 
   };
 }
 
+/** The cluster that reaches Envoy's own admin interface on loopback, for the metrics listener only. */
+export const ADMIN_CLUSTER = "envoy_admin";
+export const METRICS_LISTENER = "metrics";
+export const ENVOY_METRICS_PATH = "/stats/prometheus";
+
+/**
+ * Envoy's Prometheus endpoint on the ingress host's tailnet address. The admin
+ * interface itself stays on loopback (it is unauthenticated and can stop Envoy); this
+ * listener forwards exactly one path of it, GET /stats/prometheus, and answers 404 to
+ * everything else. Only tailnet sources may connect, and the tailnet policy lets only
+ * admins reach the port.
+ */
+export function metricsListener(model: Model): Obj {
+  const { tailnetIP } = ingressHost(model);
+  return {
+    "@type": LISTENER_TYPE,
+    name: METRICS_LISTENER,
+    address: socketAddress(tailnetIP, model.envoy.metricsPort),
+    filter_chains: [
+      {
+        filter_chain_match: { source_prefix_ranges: TAILNET_SOURCES },
+        filters: [
+          {
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", {
+              stat_prefix: METRICS_LISTENER,
+              route_config: {
+                name: METRICS_LISTENER,
+                virtual_hosts: [
+                  {
+                    name: METRICS_LISTENER,
+                    domains: ["*"],
+                    routes: [
+                      {
+                        match: { path: ENVOY_METRICS_PATH, headers: [{ name: ":method", string_match: { exact: "GET" } }] },
+                        route: { cluster: ADMIN_CLUSTER },
+                      },
+                      { match: { prefix: "/" }, direct_response: { status: 404 } },
+                    ],
+                  },
+                ],
+              },
+              http_filters: [
+                { name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router") },
+              ],
+            }),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function adminCluster(model: Model): Obj {
+  return {
+    "@type": CLUSTER_TYPE,
+    name: ADMIN_CLUSTER,
+    type: "STATIC",
+    connect_timeout: "1s",
+    load_assignment: {
+      cluster_name: ADMIN_CLUSTER,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress("127.0.0.1", model.envoy.adminPort) } }] }],
+    },
+  };
+}
+
 const l7Services = (model: Model) => model.services.filter((s): s is Service & { l7: L7Settings } => s.l7 !== undefined);
 
 /**
@@ -427,13 +572,15 @@ export function listeners(model: Model, digests: L7Digests): Obj[] {
     // must keep seeing plain IPv4 addresses, which its tailnet prefix ranges match.
     out.push(passthroughListener(model, "https_passthrough_v6", "v6"), httpRedirectListener("http_redirect_v6", "::"));
   }
-  return [...out, ...l7Services(model).map((s) => l7Listener(model, s, digests))];
+  return [...out, ...l7Services(model).map((s) => l7Listener(model, s, digests)), metricsListener(model)];
 }
 
 export function clusters(model: Model): Obj[] {
-  return [...model.services.map((s) => caddyCluster(model, s)), ...l7Services(model).map((s) => l7Cluster(model, s))].sort(
-    (a, b) => cmp(String(a.name), String(b.name)),
-  );
+  return [
+    ...model.services.map((s) => caddyCluster(model, s)),
+    ...l7Services(model).map((s) => l7Cluster(model, s)),
+    adminCluster(model),
+  ].sort((a, b) => cmp(String(a.name), String(b.name)));
 }
 
 function header(what: string): string {

@@ -16,6 +16,10 @@ export function renderEnvoyContainerUnit(model: Model): string {
         entry("ContainerName", "envoy"),
         entry("Image", model.images.envoy),
         entry("Network", "host", ["Listens on the host's :80, :443 and loopback admin port directly."]),
+        entry("LogDriver", "journald", [
+          "Envoy's access log (one JSON line per connection or request) goes to stdout and from",
+          "there to the journal: journalctl -u envoy.service.",
+        ]),
         entry("User", "envoy", [
           "The image's entrypoint (docker-entrypoint.sh) starts as root and su-execs to its",
           "`envoy` user, which drops every capability, so that user could not bind :80/:443",

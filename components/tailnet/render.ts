@@ -8,8 +8,9 @@
  * - `hosts`: an alias `edgeplane-<host>` for each host's tailnet address;
  * - `tagOwners`: `tag:edgeplane-ingress` and `tag:edgeplane-host`, owned by admins, for
  *   operators who tag the machines;
- * - `grants`: who reaches the ingress for each tailnet-only service, and the traffic
- *   between the ingress and the other hosts that the pods need;
+ * - `grants`: who reaches the ingress for each tailnet-only service, the traffic
+ *   between the ingress and the other hosts that the pods need, and the tailnet
+ *   admins' access to the metrics endpoints (Envoy's, each pod's Caddy's);
  * - `tests`: Tailscale refuses to save a policy whose tests fail, so a base policy
  *   that would let a non-member reach a tailnet service (the default "everyone reaches
  *   everything" rule, say) is rejected by Tailscale itself before it applies.
@@ -103,6 +104,20 @@ function remoteTraffic(model: Model): { host: Host; fromIngress: number[]; toIng
     });
 }
 
+/** Per host, the ports of the Prometheus endpoints on its tailnet address: Envoy's on the ingress, each pod's Caddy's. */
+export function metricsPorts(model: Model): { host: Host; ports: number[] }[] {
+  const ingress = ingressHost(model);
+  return model.hosts
+    .map((host) => ({
+      host,
+      ports: [
+        ...(host.name === ingress.name ? [model.envoy.metricsPort] : []),
+        ...model.services.filter((s) => s.host === host.name).map((s) => s.metricsPort),
+      ].sort((a, b) => a - b),
+    }))
+    .filter(({ ports }) => ports.length > 0);
+}
+
 function generatedGrants(model: Model): Grant[] {
   const ingress = hostAlias(ingressHost(model));
   const grants: Grant[] = tailnetServices(model).map((service) => ({
@@ -114,6 +129,8 @@ function generatedGrants(model: Model): Grant[] {
     if (fromIngress.length > 0) grants.push({ src: [ingress], dst: [hostAlias(host)], ip: tcp(fromIngress) });
     if (toIngress.length > 0) grants.push({ src: [hostAlias(host)], dst: [ingress], ip: tcp(toIngress) });
   }
+  // Metrics carry service names, request rates and client-facing errors: admins only.
+  for (const { host, ports } of metricsPorts(model)) grants.push({ src: [ADMINS], dst: [hostAlias(host)], ip: tcp(ports) });
   return grants;
 }
 
@@ -126,10 +143,14 @@ function generatedTests(model: Model, users: TailnetTestUsers): PolicyTest[] {
       accept: [ingressHttps],
     })),
   );
+  const metricsEndpoints = metricsPorts(model).flatMap(({ host, ports }) => ports.map((p) => `${host.tailnetIP}:${p}`));
+  const admin = users.members?.[ADMINS];
+  if (admin && metricsEndpoints.length > 0) tests.push({ src: admin, accept: metricsEndpoints });
   if (users.nonMember) {
     // Nobody outside the groups reaches the tailnet services, nor any hop behind Envoy
     // directly: a remote pod's Caddy (only Envoy may), Envoy's L7 listeners (only the
-    // service's Caddy may) and the L7 backends (only Envoy may), wherever they run.
+    // service's Caddy may) and the L7 backends (only Envoy may), wherever they run; nor
+    // any metrics endpoint (admins only).
     const ingress = ingressHost(model);
     const remoteCaddies = remoteTraffic(model).flatMap(({ host }) =>
       model.services.filter((s) => s.host === host.name).map((s) => `${host.tailnetIP}:${s.caddyPort}`),
@@ -138,7 +159,15 @@ function generatedTests(model: Model, users: TailnetTestUsers): PolicyTest[] {
     const backends = model.services.flatMap((s) =>
       (s.l7?.backends ?? []).map((b) => `${model.hosts.find((h) => h.name === b.host)!.tailnetIP}:${b.port}`),
     );
-    const deny = [...new Set([...(services.length > 0 ? [ingressHttps] : []), ...remoteCaddies, ...l7Listeners, ...backends])];
+    const deny = [
+      ...new Set([
+        ...(services.length > 0 ? [ingressHttps] : []),
+        ...remoteCaddies,
+        ...l7Listeners,
+        ...backends,
+        ...metricsEndpoints,
+      ]),
+    ];
     if (deny.length > 0) tests.push({ src: users.nonMember, deny });
   }
   return tests;

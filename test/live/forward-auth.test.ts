@@ -608,8 +608,9 @@ describe(
       before(async () => {
         const underscore = passedOn.filter(([k]) => k.includes("_")).map(([k]) => k);
         const dot = passedOn.filter(([k]) => k.includes(".")).map(([k]) => k);
-        const options = `\tservers {\n\t\texpected_underscore_headers ${underscore.join(" ")}\n\t\texpected_dot_headers ${dot.join(" ")}\n`;
-        const text = caddyfileText.replace("\tservers {\n", options);
+        const options = `\t\texpected_underscore_headers ${underscore.join(" ")}\n\t\texpected_dot_headers ${dot.join(" ")}\n`;
+        // Into the site's server options (`servers :443 {`), whatever address they name.
+        const text = caddyfileText.replace(/^\tservers( \S+)? \{\n/m, (open) => open + options);
         assert.notEqual(text, caddyfileText);
         older = await startCaddy(toolPath("caddy")!, text, { SSL_CERT_FILE: certFile });
         await eventually(() => request({ ...client(), port: older.port, ca: older.rootCA(), path: "/api/health" }));

@@ -5,6 +5,7 @@
  * side of the contract is checked by envoy-validate and the Envoy renderer tests.
  */
 import assert from "node:assert/strict";
+import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { renderCaddyfile } from "../../components/pod/render";
 import type { Model } from "../../model/types";
@@ -145,6 +146,32 @@ describe(
       assert.ok(entry, caddy.log());
       assert.equal(entry.request.remote_ip, "198.51.100.23");
       assert.equal(entry.request.host, fqdn);
+    });
+
+    it("serves Prometheus metrics of the site's requests, per host name, in plain HTTP on the metrics port only", async () => {
+      await request({ port: caddy.port, servername: fqdn, ca: caddy.rootCA(), proxyHeader: envoy("198.51.100.23") });
+      const scrape = () =>
+        new Promise<string>((resolve, reject) => {
+          http
+            .get({ host: "127.0.0.1", port: caddy.metricsPort, path: "/metrics" }, (res) => {
+              let body = "";
+              res.setEncoding("utf8").on("data", (d: string) => (body += d));
+              res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
+            })
+            .on("error", reject);
+        });
+      const body = await eventually(async () => {
+        const text = await scrape();
+        if (!text.includes(`host="${fqdn}"`)) throw new Error("no per-host series yet");
+        return text;
+      });
+      assert.match(body, new RegExp(`^caddy_http_requests_total\\{[^}]*host="${fqdn.replace(/\./g, "\\.")}"[^}]*\\} [1-9]`, "m"));
+      // The metrics server takes no PROXY header and no TLS: those belong to :443 alone.
+      const viaProxy = await rawExchange(
+        caddy.metricsPort,
+        Buffer.concat([envoy("198.51.100.23"), Buffer.from("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")]),
+      );
+      assert.match(viaProxy, /^HTTP\/1\.1 400/);
     });
   },
 );

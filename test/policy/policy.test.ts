@@ -121,6 +121,24 @@ describe("the policy pack", () => {
       (await violations(podPublishesApp)).join("\n"),
       /the pod publishes 0\.0\.0\.0:3000:3000; only Caddy's port 443 may be published/,
     );
+    // A tailnet address does not make the app port publishable: only a port where the
+    // pod's own Caddyfile serves metrics, and nothing else, is.
+    const appOnTailnet = edited(
+      podFile,
+      (p) => (p.stdin = p.stdin.replace("[Pod]\n", "[Pod]\nPublishPort=100.64.0.1:3000:3000\n")),
+    );
+    assert.match((await violations(appOnTailnet)).join("\n"), /the pod publishes 100\.64\.0\.1:3000:3000/);
+    const metricsInPublic = edited(
+      podFile,
+      (p) => (p.stdin = p.stdin.replace(/^PublishPort=100\.64\.0\.1:(\d+):(\d+)$/m, "PublishPort=0.0.0.0:$1:$2")),
+    );
+    assert.match((await violations(metricsInPublic)).join("\n"), /the pod publishes 0\.0\.0\.0:30443:30443/);
+    const caddyfile = named("command:remote:Command", "grafana-Caddyfile-install");
+    const metricsSiteProxies = edited(
+      caddyfile,
+      (p) => (p.stdin = p.stdin.replace("\tmetrics /metrics\n", "\tmetrics /metrics\n\treverse_proxy localhost:3000\n")),
+    );
+    assert.match((await violations(metricsSiteProxies)).join("\n"), /the pod publishes 100\.64\.0\.1:30443:30443/);
     const hostNet = edited(appFile, (p) => (p.stdin = p.stdin.replace("[Container]\n", "[Container]\nNetwork=host\n")));
     assert.match((await violations(hostNet)).join("\n"), /a container on the host network/);
   });

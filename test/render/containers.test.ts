@@ -79,11 +79,11 @@ describe("further containers in a pod", () => {
     assert.equal(secretOf(db, "POSTGRES_PASSWORD"), secretOf(app, "AUTHENTIK_POSTGRESQL__PASSWORD"), "one value, two names");
   });
 
-  it("publishes nothing but Caddy's port, whatever the containers", () => {
+  it("publishes nothing but Caddy's port and its metrics, whatever the containers", () => {
     const published = files.flatMap((f) =>
       f.content.split("\n").filter((l) => /^(PublishPort|Network)=/.test(l) || /--publish|-p /.test(l)),
     );
-    assert.deepEqual(published, ["Network=pasta", "PublishPort=127.0.0.1:10400:443"]);
+    assert.deepEqual(published, ["Network=pasta", "PublishPort=127.0.0.1:10400:443", "PublishPort=100.64.0.1:30400:30400"]);
   });
 
   it("passes Quadlet and systemd-analyze", { skip: !haveTool("quadlet") && "quadlet is not built" }, () => {

@@ -13,6 +13,7 @@ import {
   renderValidationBootstrap,
   type L7Digests,
 } from "../../components/ingress/render";
+import { renderEnvoyContainerUnit } from "../../components/ingress/renderUnit";
 import type { Model } from "../../model/types";
 import { fixtures, fleet, single } from "../fixtures/models";
 import { assertGolden, pruneGolden } from "../golden";
@@ -191,11 +192,11 @@ describe("Envoy config: what matters", () => {
   it("adds IPv6 listeners only when the ingress host has a public IPv6 address", () => {
     assert.deepEqual(
       lds(single).map((l) => l.name),
-      ["https_passthrough", "http_redirect"],
+      ["https_passthrough", "http_redirect", "metrics"],
     );
     assert.deepEqual(
       lds(fleet).map((l) => l.name),
-      ["https_passthrough", "http_redirect", "https_passthrough_v6", "http_redirect_v6", "l7_vllm"],
+      ["https_passthrough", "http_redirect", "https_passthrough_v6", "http_redirect_v6", "l7_vllm", "metrics"],
     );
   });
 
@@ -222,36 +223,67 @@ describe("Envoy config: what matters", () => {
 describe("limits at the edge", () => {
   // Chains that proxy; the ones that close fleet sources (fleetDenyChain) have nothing to limit.
   const chainsOf = (m: Model) =>
-    (listener(m, "https_passthrough").filter_chains as Obj[]).filter((c) => !c.name.endsWith("_fleet_denied"));
+    lds(m)
+      .flatMap((l) => (l.name.startsWith("https_passthrough") ? (l.filter_chains as Obj[]) : []))
+      .filter((c) => !c.name.endsWith("_fleet_denied"));
+  const rateLimitOf = (chain: Obj): Obj =>
+    chain.filters.find((f: Obj) => f.name === "envoy.filters.network.local_ratelimit").typed_config;
+  const clusterOf = (m: Model, name: string): Obj => cds(m).find((c) => c.name === name)!;
+  const tune = (limits: Partial<Model["services"][number]["limits"]>): Model => ({
+    ...fleet,
+    services: fleet.services.map((s) => (s.name === "grafana" ? { ...s, limits: { ...s.limits, ...limits } } : s)),
+  });
 
-  it("rate-limits new connections and caps open ones on every SNI chain, before proxying", () => {
+  it("rate-limits new connections on every SNI chain, before proxying", () => {
     for (const chain of chainsOf(fleet)) {
       assert.deepEqual(
         chain.filters.map((f: Obj) => f.name),
-        ["envoy.filters.network.local_ratelimit", "envoy.filters.network.connection_limit", "envoy.filters.network.tcp_proxy"],
+        ["envoy.filters.network.local_ratelimit", "envoy.filters.network.tcp_proxy"],
         chain.name,
       );
-      assert.deepEqual(chain.filters[0].typed_config.token_bucket, { max_tokens: 200, tokens_per_fill: 50, fill_interval: "1s" });
-      assert.equal(chain.filters[1].typed_config.max_connections, 1024);
+      assert.deepEqual(rateLimitOf(chain).token_bucket, { max_tokens: 200, tokens_per_fill: 50, fill_interval: "1s" });
       assert.equal(tcpProxyOf(chain).idle_timeout, "3600s");
     }
   });
 
+  it("gives a service one rate budget and one connection cap, however many chains carry it", () => {
+    // grafana is public on a host with IPv6: chains on public IPv4, on the tailnet address and on IPv6.
+    const grafana = chainsOf(fleet).filter((c) => tcpProxyOf(c).cluster === "caddy_grafana");
+    assert.equal(grafana.length, 3);
+    // Envoy shares one token bucket between local_ratelimit filters with the same
+    // share_key and an identical token_bucket (LocalRateLimit.share_key).
+    const buckets = new Set(grafana.map((c) => JSON.stringify([rateLimitOf(c).share_key, rateLimitOf(c).token_bucket])));
+    assert.equal(buckets.size, 1, [...buckets].join(" / "));
+    // No other service's chain uses that key: each service has a budget of its own.
+    const others = chainsOf(fleet).filter((c) => tcpProxyOf(c).cluster !== "caddy_grafana");
+    assert.ok(others.length > 0);
+    for (const c of others) assert.notEqual(rateLimitOf(c).share_key, rateLimitOf(grafana[0]!).share_key, c.name);
+    // The connection cap is the one cluster's circuit breaker, not a filter per chain
+    // (a connection_limit filter counts only its own chain's connections).
+    for (const c of chainsOf(fleet)) assert.ok(!c.filters.some((f: Obj) => f.name === "envoy.filters.network.connection_limit"));
+    assert.deepEqual(clusterOf(fleet, "caddy_grafana").circuit_breakers.thresholds, [
+      { priority: "DEFAULT", max_connections: 1024, max_pending_requests: 1024, track_remaining: true },
+    ]);
+  });
+
+  it("lets any configured connection limit work, above Envoy's default of 1024 too", () => {
+    const cb = clusterOf(tune({ maxConnections: 20000 }), "caddy_grafana").circuit_breakers.thresholds[0];
+    assert.equal(cb.max_connections, 20000);
+    // A lower threshold elsewhere would cap it again: none is below the configured limit.
+    assert.equal(cb.max_pending_requests, 20000);
+    assert.equal(Object.keys(cb).filter((k) => k.startsWith("max_") && cb[k] < 20000).length, 0);
+  });
+
   it("takes each service's own limits, leaving the others' untouched", () => {
-    const tuned: Model = {
-      ...fleet,
-      services: fleet.services.map((s) =>
-        s.name === "grafana"
-          ? { ...s, limits: { maxConnections: 10, connectionsPerSecond: 2, burst: 5, idleTimeout: "60s" } }
-          : s,
-      ),
-    };
+    const tuned = tune({ maxConnections: 10, connectionsPerSecond: 2, burst: 5, idleTimeout: "60s" });
     for (const chain of chainsOf(tuned)) {
-      const grafana = chain.name.startsWith("sni_grafana_");
-      assert.equal(chain.filters[0].typed_config.token_bucket.tokens_per_fill, grafana ? 2 : 50, chain.name);
-      assert.equal(chain.filters[1].typed_config.max_connections, grafana ? 10 : 1024, chain.name);
+      const grafana = tcpProxyOf(chain).cluster === "caddy_grafana";
+      assert.equal(rateLimitOf(chain).token_bucket.tokens_per_fill, grafana ? 2 : 50, chain.name);
+      assert.equal(rateLimitOf(chain).token_bucket.max_tokens, grafana ? 5 : 200, chain.name);
       assert.equal(tcpProxyOf(chain).idle_timeout, grafana ? "60s" : "3600s", chain.name);
     }
+    for (const c of cds(tuned).filter((c) => String(c.name).startsWith("caddy_")))
+      assert.equal(c.circuit_breakers.thresholds[0].max_connections, c.name === "caddy_grafana" ? 10 : 1024, c.name);
   });
 
   it("bounds the TLS handshake and the host's total connections", () => {
@@ -390,5 +422,96 @@ describe("Envoy L7 for inference backends", () => {
     assert.deepEqual(c.circuit_breakers.thresholds[0].max_connections, 8);
     assert.equal(c.health_checks[0].interval, "3s");
     assert.equal(c.outlier_detection.max_ejection_percent, 10);
+  });
+});
+
+describe("seeing into the edge: access logs and metrics", () => {
+  const stdoutLog = (logs: Obj[] | undefined): Obj => {
+    assert.equal(logs?.length, 1);
+    const [log] = logs as [Obj];
+    assert.equal(log.name, "envoy.access_loggers.stdout");
+    assert.equal(log.typed_config["@type"], "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog");
+    return log.typed_config.log_format;
+  };
+  const hcmOf = (l: Obj): Obj => l.filter_chains[0].filters[0].typed_config;
+
+  it("logs every :443 connection once, as JSON, with who asked for which name, where it went and why it closed", () => {
+    for (const name of ["https_passthrough", "https_passthrough_v6"]) {
+      const l = listener(fleet, name);
+      // On the listener, not in each chain: Envoy logs there when any connection closes,
+      // also one that matched no chain (an unknown name), so each connection is one line.
+      const format = stdoutLog(l.access_log);
+      for (const chain of l.filter_chains)
+        assert.ok(
+          chain.filters.every((f: Obj) => f.typed_config.access_log === undefined),
+          chain.name,
+        );
+      // What an operator needs from each line, as Envoy's access-log command operators
+      // (docs/root/configuration/observability/access_log/usage.rst).
+      const operators = Object.values(format.json_format as Record<string, string>);
+      for (const needed of [
+        "DOWNSTREAM_REMOTE_ADDRESS", // who
+        "REQUESTED_SERVER_NAME", // which name
+        "FILTER_CHAIN_NAME", // which chain took it
+        "UPSTREAM_CLUSTER", // where it went
+        "BYTES_RECEIVED",
+        "BYTES_SENT",
+        "DURATION",
+        "RESPONSE_FLAGS", // why it ended: NR, UO, URX, UF, …
+        "CONNECTION_TERMINATION_DETAILS",
+      ])
+        assert.ok(operators.includes(`%${needed}%`), `${name} logs %${needed}%`);
+      assert.equal(format.json_format.log, name);
+      // Every other value is a single command operator, so each field is a JSON value of its own.
+      for (const [field, value] of Object.entries(format.json_format as Record<string, string>))
+        if (field !== "log") assert.match(value, /^%[A-Z_]+(\([^)]*\))?%$/, field);
+      assert.deepEqual(format.json_format_options, { sort_properties: true });
+    }
+  });
+
+  it("logs every request on the :80 redirect and the L7 listeners, without query strings", () => {
+    for (const name of ["http_redirect", "http_redirect_v6", "l7_vllm"]) {
+      const format = stdoutLog(hcmOf(listener(fleet, name)).access_log).json_format;
+      assert.equal(format.log, name);
+      assert.equal(format.path, "%PATH(NQ)%", "the query string may hold credentials");
+      assert.ok(!JSON.stringify(format).includes("REQ(:PATH)"));
+      for (const field of ["client", "authority", "status", "response_flags", "cluster", "duration_ms"])
+        assert.ok(field in format);
+    }
+  });
+
+  it("writes the log to the journal through the unit's log driver", () => {
+    assert.match(renderEnvoyContainerUnit(fleet), /^LogDriver=journald$/m);
+  });
+
+  it("serves /stats/prometheus, and only that, on the ingress host's tailnet address to tailnet sources", () => {
+    const l = listener(fleet, "metrics");
+    const tailnetIP = fleet.hosts.find((h) => h.ingress)!.tailnetIP;
+    assert.deepEqual(l.address, { socket_address: { address: tailnetIP, port_value: 9902 } });
+    assert.deepEqual(
+      l.filter_chains[0].filter_chain_match.source_prefix_ranges.map((r: Obj) => `${r.address_prefix}/${r.prefix_len}`),
+      ["100.64.0.0/10", "fd7a:115c:a1e0::/48"],
+    );
+    const routes: Obj[] = hcmOf(l).route_config.virtual_hosts.flatMap((v: Obj) => v.routes);
+    const toAdmin = routes.filter((r) => r.route?.cluster === "envoy_admin");
+    assert.deepEqual(toAdmin, [
+      {
+        match: { path: "/stats/prometheus", headers: [{ name: ":method", string_match: { exact: "GET" } }] },
+        route: { cluster: "envoy_admin" },
+      },
+    ]);
+    // Every other request (/quitquitquit, /config_dump, …) gets a 404 from Envoy itself.
+    assert.deepEqual(routes.at(-1), { match: { prefix: "/" }, direct_response: { status: 404 } });
+    // The admin itself stays on loopback; the metrics route reaches it there.
+    const admin = cds(fleet).find((c) => c.name === "envoy_admin")!;
+    assert.deepEqual(admin.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address, {
+      socket_address: { address: "127.0.0.1", port_value: 9901 },
+    });
+    assert.deepEqual(YAML.parse(renderEnvoyBootstrap(fleet)).admin.address.socket_address.address, "127.0.0.1");
+  });
+
+  it("takes the metrics port from the config", () => {
+    const moved: Model = { ...fleet, envoy: { ...fleet.envoy, metricsPort: 19902 } };
+    assert.equal(listener(moved, "metrics").address.socket_address.port_value, 19902);
   });
 });

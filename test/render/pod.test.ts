@@ -103,7 +103,7 @@ describe("pod renderers: what matters", () => {
     const files = renderPodFiles(model, svc);
     const label = `${fixture}/${svc.name}`;
 
-    it(`${label}: the app port is never published; the pod publishes exactly Caddy's port on the address Envoy reaches`, () => {
+    it(`${label}: the app port is never published; the pod publishes Caddy's port on the address Envoy reaches, and its metrics on the tailnet only`, () => {
       for (const f of files.filter((f) => f.path.endsWith(".container"))) {
         assert.ok(!/^PublishPort=/m.test(f.content), `${f.path} publishes nothing`);
       }
@@ -113,8 +113,12 @@ describe("pod renderers: what matters", () => {
       const pod = sectionLines(fileNamed(files, `${svc.name}.pod`).content, "Pod");
       assert.deepEqual(
         pod.filter((l) => l.startsWith("PublishPort=")),
-        [`PublishPort=${bind}:${svc.caddyPort}:443`],
+        [`PublishPort=${bind}:${svc.caddyPort}:443`, `PublishPort=${host.tailnetIP}:${svc.metricsPort}:${svc.metricsPort}`],
       );
+      // The metrics port inside the pod is Caddy's plain-HTTP metrics site, and only that.
+      const caddyfile = fileNamed(files, "Caddyfile").content;
+      assert.ok(caddyfile.includes(`\nhttp://:${svc.metricsPort} {\n\tmetrics /metrics\n}\n`), "metrics site");
+      assert.notEqual(svc.metricsPort, svc.port);
       assert.ok(pod.includes("Network=pasta"));
     });
 

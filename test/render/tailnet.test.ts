@@ -111,6 +111,9 @@ describe("Tailnet policy: what matters", () => {
       { src: ["edgeplane-edge"], dst: ["edgeplane-gpu"], ip: ["tcp:8001", "tcp:8002", "tcp:10450"] },
       // vllm's Caddy proxies to Envoy's L7 listener; no pod on gpu has auth, so no :443
       { src: ["edgeplane-gpu"], dst: ["edgeplane-edge"], ip: ["tcp:20450"] },
+      // the metrics endpoints, for admins only: Envoy's and the pods' on edge, vllm's on gpu
+      { src: ["autogroup:admin"], dst: ["edgeplane-edge"], ip: ["tcp:9902", "tcp:30400", "tcp:30443", "tcp:30460"] },
+      { src: ["autogroup:admin"], dst: ["edgeplane-gpu"], ip: ["tcp:30450"] },
     ]);
     const deny = p.tests.find((t: Obj) => t.src === users.nonMember).deny;
     assert.ok(deny.includes("100.64.0.2:10450"), "a non-member must not reach a remote pod's Caddy directly");
@@ -124,6 +127,12 @@ describe("Tailnet policy: what matters", () => {
       "100.64.0.1:20450", // Envoy's L7 listener for vllm
       "100.64.0.2:8001", // vllm's backends on gpu
       "100.64.0.2:8002",
+      // the metrics endpoints (admins only)
+      "100.64.0.1:9902",
+      "100.64.0.1:30400",
+      "100.64.0.1:30443",
+      "100.64.0.1:30460",
+      "100.64.0.2:30450",
     ]);
     // Every port a generated grant opens between the fleet's hosts is one a non-member is tested against.
     const opened = policy(fleet)
@@ -134,6 +143,18 @@ describe("Tailnet policy: what matters", () => {
         deny.some((d) => d.endsWith(`:${port}`)),
         `port ${port} has no deny test`,
       );
+  });
+
+  it("lets only admins reach the metrics endpoints, and has Tailscale test both sides", () => {
+    const endpoints = ["100.64.0.1:9902", "100.64.0.1:30400", "100.64.0.1:30443", "100.64.0.1:30460", "100.64.0.2:30450"];
+    const grants = (p: Obj) => p.grants.filter((g: Obj) => g.ip.some((port: string) => /^tcp:(9902|30\d{3})$/.test(port)));
+    assert.ok(grants(policy(fleet)).every((g: Obj) => g.src.length === 1 && g.src[0] === "autogroup:admin"));
+    const deny = policy(fleet).tests.find((t: Obj) => t.src === users.nonMember).deny;
+    for (const e of endpoints) assert.ok(deny.includes(e), `non-member denied ${e}`);
+    // With an admin's login to test as, Tailscale also proves an admin gets in.
+    const withAdmin = { ...users, members: { ...users.members, "autogroup:admin": "root@example.org" } };
+    const p = parseTailnetPolicy(renderTailnetPolicy(fleet, base, withAdmin)) as Obj;
+    assert.deepEqual(p.tests.find((t: Obj) => t.src === "root@example.org")?.accept, endpoints);
   });
 
   it("lets a remote pod with auth reach Authentik through the ingress", () => {

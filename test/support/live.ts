@@ -39,6 +39,8 @@ async function waitForPort(port: number, proc: ChildProcess, log: () => string, 
 
 export interface RunningCaddy {
   readonly port: number;
+  /** The port of the Caddyfile's metrics site, moved to a free loopback port too. */
+  readonly metricsPort: number;
   /** The root certificate of Caddy's internal CA, to verify served certificates. */
   readonly rootCA: () => string;
   readonly log: () => string;
@@ -50,20 +52,24 @@ export interface RunningCaddy {
 /**
  * Starts Caddy with a rendered Caddyfile. Only what differs between a pod and this
  * machine is changed, in the global options: the HTTPS port (the pod maps Caddy's 443
- * to caddyPort; here Caddy listens on a free loopback port itself), the admin socket
+ * to caddyPort; here Caddy listens on a free loopback port itself, and the `servers`
+ * options for :443 follow it), the metrics site's port (a free one), the admin socket
  * (in the container's own /run there; in this test's folder here, so tests running
  * side by side do not share one), and no attempt to install the internal CA into this
  * machine's trust store.
  */
 export async function startCaddy(caddy: string, caddyfile: string, env: Record<string, string> = {}): Promise<RunningCaddy> {
   const port = await freePort();
+  const metricsPort = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-caddy-"));
   const adminAddress = `unix/${path.join(dir, "admin.sock")}`;
   const file = path.join(dir, "Caddyfile");
   const install = (text: string) => {
     const adapted = text
       .replace(/^\{\n/m, `{\n\thttps_port ${port}\n\tskip_install_trust\n`)
-      .replace(/^\tadmin unix\/\S+$/m, `\tadmin ${adminAddress}`);
+      .replace(/^\tadmin unix\/\S+$/m, `\tadmin ${adminAddress}`)
+      .replace(/^\tservers :443 \{$/m, `\tservers :${port} {`)
+      .replace(/^http:\/\/:\d+ \{$/m, `http://127.0.0.1:${metricsPort} {`);
     if (!adapted.includes(`https_port ${port}`) || !adapted.includes(adminAddress)) {
       throw new Error("rendered Caddyfile has no global options block with a unix admin socket");
     }
@@ -87,6 +93,7 @@ export async function startCaddy(caddy: string, caddyfile: string, env: Record<s
   await waitForPort(port, proc, log);
   return {
     port,
+    metricsPort,
     log,
     reload: (text: string) => {
       install(text);

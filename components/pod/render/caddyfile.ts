@@ -11,7 +11,7 @@
  *      without naming a user;
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
-import { caddyBindAddress, envoySourceAddress, l7Upstream } from "../../../model/topology";
+import { caddyBindAddress, envoySourceAddress, l7Upstream, metricsBindAddress } from "../../../model/topology";
 import { L7_CREDENTIAL_HEADER } from "../../ingress/render";
 import { L7_CREDENTIAL_ENV } from "./names";
 import type { Model, Service } from "../../../model/types";
@@ -25,6 +25,7 @@ import {
   type CaddyNode,
   type Directive,
 } from "../../render/caddyfile";
+import { CADDY_CONTAINER_PORT } from "./names";
 
 /**
  * Headers the Authentik outpost returns and forward_auth copies onto the request
@@ -127,14 +128,20 @@ function globalOptions(model: Model, service: Service): Directive {
     ...comment("Never write the loaded config (which holds the DNS token) to autosave.json."),
     directive(["persist_config", "off"]),
     ...(model.tls.email ? [directive(["email", model.tls.email])] : []),
-    ...comment("Envoy owns :80 and redirects; Caddy listens only on 443 inside the pod."),
+    ...comment("Envoy owns :80 and redirects; Caddy serves its site only on 443 inside the pod."),
     directive(["auto_https", "disable_redirects"]),
     directive(["grace_period", "10s"]),
-    directive("servers", [
-      proxyProtocol(model, service),
-      ...comment("Envoy forwards TCP only, so never advertise HTTP/3 (UDP)."),
-      directive(["protocols", "h1", "h2"]),
-    ]),
+    ...comment("Prometheus metrics of every request, per host name, served by the metrics site below."),
+    directive("metrics", [directive("per_host")]),
+    ...comment("Only the :443 server takes PROXY headers and TLS; the metrics server is plain HTTP."),
+    directive(
+      ["servers", `:${CADDY_CONTAINER_PORT}`],
+      [
+        proxyProtocol(model, service),
+        ...comment("Envoy forwards TCP only, so never advertise HTTP/3 (UDP)."),
+        directive(["protocols", "h1", "h2"]),
+      ],
+    ),
   ]);
 }
 
@@ -527,6 +534,16 @@ function siteRoute(model: Model, service: Service, options: CaddyfileOptions): D
   return directive("route", [...stripClientClaims(isAuthentik), ...auth, appProxy(model, service)]);
 }
 
+/**
+ * Caddy's Prometheus metrics, on a port of their own inside the pod, published only on
+ * the pod host's tailnet address (the tailnet policy lets only admins reach it). Read
+ * only: the admin API stays on its unix socket.
+ */
+function metricsSite(service: Service): Directive {
+  return directive(`http://:${service.metricsPort}`, [directive(["metrics", CADDY_METRICS_PATH])]);
+}
+export const CADDY_METRICS_PATH = "/metrics";
+
 function siteBlock(model: Model, service: Service, options: CaddyfileOptions): Directive {
   return directive(service.fqdn, [
     tlsDirective(model, service),
@@ -550,6 +567,8 @@ export function renderCaddyfile(model: Model, service: Service, options: Caddyfi
       ),
       globalOptions(model, service),
       siteBlock(model, service, options),
+      ...comment(`Metrics for Prometheus, published on ${metricsBindAddress(model, service)}:${service.metricsPort}.`),
+      metricsSite(service),
     ],
   });
 }

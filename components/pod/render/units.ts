@@ -4,7 +4,7 @@
  * are used, because Quadlet rejects a file with an unknown key.
  */
 import { BLUEPRINTS_IN_CONTAINER, blueprintDir } from "../../authentik/render";
-import { caddyBindAddress, ingressHost } from "../../../model/topology";
+import { caddyBindAddress, ingressHost, metricsBindAddress } from "../../../model/topology";
 import type { ExtraContainer, Model, Service } from "../../../model/types";
 import { entry, marshalUnit, section, words, type UnitEntry, type UnitSection } from "../../render/unit";
 import {
@@ -76,6 +76,9 @@ export function renderPodUnit(model: Model, service: Service): string {
         entry("PublishPort", `${caddyBindAddress(model, service)}:${service.caddyPort}:${CADDY_CONTAINER_PORT}`, [
           "Only Caddy, only on the address Envoy reaches. The app port is never published:",
           "whoever reaches the app directly can forge identity headers.",
+        ]),
+        entry("PublishPort", `${metricsBindAddress(model, service)}:${service.metricsPort}:${service.metricsPort}`, [
+          "Caddy's metrics, on the tailnet address only (the tailnet policy lets only admins reach it).",
         ]),
         addedHosts(model, service),
       ),
