@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
-# The whole test suite: `npm test`. Builds the real-tool binaries once (cached), then
-# type-checks and runs every test with node's test runner. In CI (CI=true) a test
-# that needs a missing tool fails instead of skipping.
+# The whole test suite: `npm test`. Builds the real-tool binaries and the real Pulumi
+# toolchain once (cached), then type-checks and runs every test with node's test
+# runner. In CI (CI=true) a test that needs a missing tool fails instead of skipping.
+# `npm run test:engine` runs only the real-engine tests (test/engine/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -f scripts/build-tools.sh ]; then
-  bash scripts/build-tools.sh
+timed() {
+  local start=$SECONDS
+  "$@"
+  echo "   ($1 $2: $((SECONDS - start)) s)"
+}
+
+only_engine=
+[ "${1:-}" = --engine ] && only_engine=1
+
+if [ -z "$only_engine" ] && [ -f scripts/build-tools.sh ]; then
+  echo "== real-tool binaries (scripts/build-tools.sh)"
+  timed bash scripts/build-tools.sh
 fi
+echo "== Pulumi CLI, language host and plugins (scripts/build-pulumi.sh)"
+timed bash scripts/build-pulumi.sh
 export EDGEPLANE_TOOLS_DIR="${EDGEPLANE_TOOLS_DIR:-$PWD/.cache/tools}"
+
+if [ -n "$only_engine" ]; then
+  echo "== engine tests"
+  mapfile -t files < <(find test/engine -name '*.test.ts' | sort)
+  node --import tsx --test --test-reporter=spec "${files[@]}"
+  exit
+fi
 
 echo "== typecheck and format"
 npx tsc --noEmit
