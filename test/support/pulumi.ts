@@ -12,7 +12,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { TestContext } from "node:test";
-import { findToolchain, ScratchProject, type Toolchain } from "../../plan/engine";
+import { findToolchain, ScratchProject, splitSecureConfig, type Toolchain } from "../../plan/engine";
+import type { ApiStandIn, Zone } from "./api-stand-in";
 import { toolsDir } from "./tools";
 
 export const repoRoot = path.join(__dirname, "..", "..");
@@ -78,4 +79,53 @@ export function requirePulumi(t: TestContext): boolean {
   const reason = skipWithoutPulumi();
   if (reason) t.skip(reason);
   return !reason;
+}
+
+/** The example stacks and the stack written fresh to the contract in DESIGN.md. */
+export const STACKS = [
+  { name: "prod", file: path.join(repoRoot, "Pulumi.prod.yaml") },
+  { name: "staging", file: path.join(repoRoot, "Pulumi.staging.yaml") },
+  { name: "contract", file: path.join(repoRoot, "test", "stacks", "contract.yaml") },
+] as const;
+
+/** Where the providers reach the API stand-in, and the credentials it accepts. */
+export function standInProviderConfig(standIn: ApiStandIn): { config: Record<string, unknown>; secrets: Record<string, string> } {
+  return {
+    config: {
+      "cloudflare:baseUrl": standIn.cloudflareBaseUrl,
+      "tailscale:baseUrl": standIn.tailscaleBaseUrl,
+      "tailscale:tailnet": standIn.tailnet,
+    },
+    secrets: { "cloudflare:apiToken": standIn.token, "tailscale:apiKey": standIn.tailscaleApiKey },
+  };
+}
+
+/** The zones a stack file's records and tokens live in, for seeding the stand-in. */
+export function stackZones(stackFile: string): Zone[] {
+  const { config } = splitSecureConfig(stackFile);
+  const cf = config["edgeplane:cloudflare"] as { zoneId: string; challengeZone?: { id: string; name: string } };
+  const domain = String(config["edgeplane:domain"]);
+  return [
+    { id: cf.zoneId, name: domain },
+    ...(cf.challengeZone ? [{ id: cf.challengeZone.id, name: cf.challengeZone.name }] : []),
+  ];
+}
+
+/**
+ * Creates `stack` in `project` from a stack file: its plain config as written (with
+ * `edit` applied), its `secure:` keys set to `secrets` (or a placeholder), the
+ * providers pointed at the stand-in with its credentials.
+ */
+export async function createStackFrom(
+  project: ScratchProject,
+  stack: string,
+  stackFile: string,
+  standIn: ApiStandIn,
+  options: { secrets?: Record<string, string>; edit?: (config: Record<string, unknown>) => void } = {},
+): Promise<void> {
+  const { config, secretKeys } = splitSecureConfig(stackFile);
+  options.edit?.(config);
+  const providers = standInProviderConfig(standIn);
+  const secrets = Object.fromEntries(secretKeys.map((k) => [k, options.secrets?.[k] ?? "placeholder, not a key"]));
+  await project.createStack(stack, { ...providers.config, ...config }, { ...providers.secrets, ...secrets, ...options.secrets });
 }
