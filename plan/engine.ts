@@ -246,6 +246,25 @@ export interface PreviewJson {
   readonly changeSummary?: Record<string, number>;
 }
 
+/** How the CLI's JSON prints a value that is unknown until `up` (sdk/go/common/resource/plugin/rpc.go UnknownStringValue). */
+const UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/**
+ * What the real engine's plan shows for a value known only after `up` (a generated
+ * secret, another resource's output). Secrets that are known at preview show as
+ * "[secret]", as in the mock plan; an unknown one cannot be told apart from any other
+ * unknown, so it shows as this.
+ */
+export const UNKNOWN_PLACEHOLDER = "[unknown]";
+
+function markUnknowns(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(markUnknowns);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, markUnknowns(v)]));
+  }
+  return value === UNKNOWN_SENTINEL ? UNKNOWN_PLACEHOLDER : value;
+}
+
 /** The resource name at the end of a URN. */
 export function urnName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
@@ -263,8 +282,8 @@ export function parsePreviewJson(stdout: string): PreviewJson {
 /**
  * The resources a preview would register, as the mock runtime records them: the
  * program's own resources (not the stack, not the engine's default providers), with
- * parents and dependencies by name and secret inputs as the placeholder (the CLI's
- * JSON prints every secret as "[secret]", the same text).
+ * parents and dependencies by name, secret inputs as "[secret]" (the CLI's JSON prints
+ * them so, the mock plan's placeholder too) and values unknown until `up` as "[unknown]".
  */
 export function recordsFromPreview(preview: PreviewJson): RecordedResource[] {
   const steps = (preview.steps ?? []).filter((s) => s.op !== "delete" && s.newState);
@@ -283,10 +302,12 @@ export function recordsFromPreview(preview: PreviewJson): RecordedResource[] {
       name: urnName(state.urn),
       parent: nameOf(state.parent),
       custom: state.custom ?? false,
-      inputs: state.inputs ?? {},
+      inputs: markUnknowns(state.inputs ?? {}) as Record<string, unknown>,
       dependsOn: (state.dependencies ?? []).map((u) => nameOf(u) ?? u).sort(),
       importId: state.importID || null,
       replaceOnChanges: [...(state.replaceOnChanges ?? [])].sort(),
+      // The whole connection is secret, so the CLI's JSON shows no host of it.
+      sshTarget: null,
       outputs: null,
     }));
 }
@@ -294,18 +315,19 @@ export function recordsFromPreview(preview: PreviewJson): RecordedResource[] {
 /**
  * `pulumi preview --json` of one stack file with the real engine, in a scratch project:
  * the stack's config as written, each `secure:` value replaced by the placeholder
- * (as a secret), the providers pointed at `apis`.
+ * (as a secret), the providers configured by `providers`.
  */
 export async function previewStack(options: {
   root: string;
   stack: string;
   stackFile: string;
-  apis?: ApiEndpoints;
+  /** Provider settings (API base URLs, credentials); default: providerConfig(CLOSED_APIS). */
+  providers?: { config: Record<string, unknown>; secrets: Record<string, string> };
   toolchain?: Toolchain;
   extraArgs?: string[];
 }): Promise<{ preview: PreviewJson; result: RunResult }> {
   const { config, secretKeys } = splitSecureConfig(options.stackFile);
-  const providers = providerConfig(options.apis ?? CLOSED_APIS);
+  const providers = options.providers ?? providerConfig(CLOSED_APIS);
   const project = new ScratchProject(options.toolchain ?? findToolchain(), { root: options.root });
   try {
     const secrets = Object.fromEntries(secretKeys.map((k) => [k, SECRET_PLACEHOLDER]));
