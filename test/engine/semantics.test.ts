@@ -18,6 +18,8 @@ import { haveSshd, startRecordingSshd, type RecordedSession, type RecordingSshd 
 const ZONE = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 /** The adoption test's own zone, so its records never meet the first stack's. */
 const ADOPT_ZONE = "6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f";
+/** The host-key test's own zone. */
+const PINNED_ZONE = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 function skipReason(): string | undefined {
@@ -111,6 +113,7 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
       zones: [
         { id: ZONE, name: "example.com" },
         { id: ADOPT_ZONE, name: "example.net" },
+        { id: PINNED_ZONE, name: "example.org" },
       ],
     });
     sshd = await startRecordingSshd();
@@ -264,6 +267,35 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
       .map((line) => `${leaks(line).join(", ")}: ${line.slice(0, 200)}`);
     assert.deepEqual(offending, [], "engine output at -v=9, outside the engine's own RPC traces");
     for (const s of sshd.sessions()) assert.deepEqual(leaks(s.command), [], "a command's text");
+  });
+
+  it("sends nothing to a server that does not hold the pinned host key", async () => {
+    const pinnedElsewhere = scratchProject();
+    try {
+      const providers = standInProviderConfig(standIn);
+      const config = stackConfig(sshd, { id: PINNED_ZONE, name: "example.org" });
+      // A valid Ed25519 key, but not the one this sshd holds.
+      const edge = (config["edgeplane:hosts"] as Record<string, { ssh: { hostKey: string } }>).edge!;
+      edge.ssh.hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJHt9pmQrCEVqzITQshw4kYGob9kPjibdv+ZNGoeO4/B";
+      assert.notEqual(edge.ssh.hostKey, sshd.hostKey);
+      await pinnedElsewhere.createStack(
+        "pinned",
+        {
+          ...providers.config,
+          ...config,
+          "edgeplane:services": { api: (config["edgeplane:services"] as Record<string, unknown>).api },
+        },
+        { ...providers.secrets, "edgeplane:sshPrivateKey": sshd.clientKey },
+      );
+      const sessions = sshd.sessions().length;
+      const result = await pinnedElsewhere.run(["up", "--stack", "pinned", "--yes", "--skip-preview"]);
+      const output = `${result.stdout}\n${result.stderr}`;
+      assert.notEqual(result.code, 0, output);
+      assert.match(output, /ssh: handshake failed: ssh: host key mismatch/);
+      assert.equal(sshd.sessions().length, sessions, "a session reached the server");
+    } finally {
+      pinnedElsewhere.dispose();
+    }
   });
 
   it("adopts existing records: the preview shows only imports with no diff for them, then up adopts them", async () => {
