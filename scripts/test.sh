@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 timed() {
-  local start=$SECONDS
-  "$@"
+  local start=$SECONDS status=0
+  "$@" || status=$?
   echo "   ($1 $2: $((SECONDS - start)) s)"
+  return $status
 }
 
 only_engine=
@@ -20,7 +21,11 @@ if [ -z "$only_engine" ] && [ -f scripts/build-tools.sh ]; then
   timed bash scripts/build-tools.sh
 fi
 echo "== Pulumi CLI, language host and plugins (scripts/build-pulumi.sh)"
-timed bash scripts/build-pulumi.sh
+if ! timed bash scripts/build-pulumi.sh; then
+  # In CI the engine tests must run; elsewhere (no Go, no ../shared) they skip, saying why.
+  [ -n "${CI:-}" ] && exit 1
+  echo "test: the Pulumi toolchain could not be built; the engine tests will be skipped" >&2
+fi
 export EDGEPLANE_TOOLS_DIR="${EDGEPLANE_TOOLS_DIR:-$PWD/.cache/tools}"
 
 if [ -n "$only_engine" ]; then
