@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import YAML from "yaml";
 import { buildModel, CONFIG_KEYS, ConfigError } from "../model";
 import { loadStackConfig } from "../plan/config";
@@ -96,8 +96,9 @@ describe("Pulumi.yaml's config block", () => {
 });
 
 describe("the offline plan's config loading", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-config-"));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const stackFile = (body: string) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-config-"));
     const file = path.join(dir, "Pulumi.test.yaml");
     fs.writeFileSync(file, body);
     return file;
