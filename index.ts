@@ -12,6 +12,10 @@ import { tailnetPolicyProblems } from "./components/tailnet/render";
 import type { Connection } from "./components/remote/file";
 import { buildModel, ConfigError, projectConfig } from "./model";
 import { ingressHost } from "./model/topology";
+import { withholdSecretsFromDebugLog } from "./components/debug-log";
+
+// Before any resource is registered: the SDK's debug log would otherwise print secrets.
+withholdSecretsFromDebugLog();
 
 const config = new pulumi.Config("edgeplane");
 

@@ -389,7 +389,10 @@ function normalize(stack: ParsedStack): Model {
           },
         }
       : {}),
-    ...(stack.adopt ? { adopt: { records: stack.adopt.records, tokens: stack.adopt.tokens } } : {}),
+    // An empty `adopt` (Pulumi.yaml's default) adopts nothing: the same model as none.
+    ...(stack.adopt && (Object.keys(stack.adopt.records).length > 0 || Object.keys(stack.adopt.tokens).length > 0)
+      ? { adopt: { records: stack.adopt.records, tokens: stack.adopt.tokens } }
+      : {}),
   };
 }
 

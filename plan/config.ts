@@ -76,10 +76,24 @@ export function loadStackConfig(root: string, stack: string, stackFile = path.jo
   const qualify = (key: string) => (key.includes(":") ? key : `${project}:${key}`);
 
   const merged = new Map<string, unknown>();
-  for (const [key, decl] of Object.entries(projectDoc.config ?? {})) {
-    if (decl && typeof decl === "object" && "default" in decl) merged.set(qualify(key), decl.default);
-  }
   for (const [key, value] of Object.entries(stackDoc.config ?? {})) merged.set(qualify(key), value);
+  // As the CLI does (sdk/go/common/workspace/config.go, mergeConfig): a key of the
+  // project declared without a default is required, and a missing one fails the
+  // stack before the program runs; otherwise the default fills in.
+  const missing: string[] = [];
+  for (const [key, decl] of Object.entries(projectDoc.config ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (merged.has(qualify(key))) continue;
+    const fallback = decl && typeof decl === "object" ? decl.default : undefined;
+    if (fallback !== undefined && fallback !== null) merged.set(qualify(key), fallback);
+    else if (qualify(key).startsWith(`${project}:`)) missing.push(key);
+  }
+  if (missing.length > 0) {
+    const quoted = missing.map((k) => `'${k}'`);
+    const list = quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(", ")} and ${quoted.at(-1)}`;
+    throw new PlanInputError(
+      `validating stack config: Stack '${stack}' is missing configuration value${missing.length === 1 ? "" : "s"} ${list}`,
+    );
+  }
 
   const values: Record<string, string> = {};
   const secretKeys: string[] = [];

@@ -38,6 +38,8 @@ export function plannedFiles(records: readonly RecordedResource[]): PlannedFile[
       const install = byName.get(`command:remote:Command::${r.name}-install`);
       const content = install?.inputs.stdin;
       if (typeof content !== "string") throw new Error(`internal: file ${r.name} has no content`);
+      if (content === "[unknown]")
+        throw new Error(`internal: file ${String(r.inputs.path)} has content known only after up; rendered files never may`);
       if (content === SECRET_PLACEHOLDER)
         throw new Error(`internal: file ${String(r.inputs.path)} carries a secret; rendered files never may`);
       const i = r.inputs as Record<string, string | null>;

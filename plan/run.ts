@@ -30,6 +30,12 @@ export interface RecordedResource {
    * and the pinned host key are not, and tests check them here.
    */
   readonly sshTarget: SshTargetRecord | null;
+  /**
+   * A component's outputs as its `registerOutputs` set them (secrets redacted): what the
+   * engine records for it, and what a stack policy sees. Null until then, and for
+   * custom resources.
+   */
+  outputs: Record<string, unknown> | null;
 }
 
 export interface SshTargetRecord {
@@ -106,9 +112,11 @@ const mocks: pulumi.runtime.Mocks = {
  */
 function record(monitor: MockMonitor, into: RecordedResource[]): void {
   const register = monitor.registerResource.bind(monitor);
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  const byUrn = new Map<string, RecordedResource>();
   monitor.registerResource = (req: any, callback: (err: any, res: any) => void) => {
     const inputs = pulumi.runtime.deserializeProperties(req.getObject()) as Record<string, unknown>;
-    into.push({
+    const recorded: RecordedResource = {
       type: req.getType(),
       name: req.getName(),
       parent: nameFromUrn(req.getParent()),
@@ -118,8 +126,20 @@ function record(monitor: MockMonitor, into: RecordedResource[]): void {
       dependsOn: (req.getDependenciesList() as string[]).map((u) => nameFromUrn(u) ?? u).sort(),
       importId: req.getImportid() || null,
       replaceOnChanges: [...(req.getReplaceonchangesList() as string[])].sort(),
+      outputs: null,
+    };
+    into.push(recorded);
+    return register(req, (err: any, res: any) => {
+      if (!err && res) byUrn.set(res.getUrn(), recorded);
+      callback(err, res);
     });
-    return register(req, callback);
+  };
+  monitor.registerResourceOutputs = (req: any, callback: (err: any, res: any) => void) => {
+    const recorded = byUrn.get(req.getUrn());
+    if (recorded) {
+      recorded.outputs = redactSecrets(pulumi.runtime.deserializeProperties(req.getOutputs())) as Record<string, unknown>;
+    }
+    return registerOutputs(req, callback);
   };
 }
 

@@ -25,7 +25,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 tools="${EDGEPLANE_TOOLS_DIR:-$root/.cache/tools}/pulumi"
+# ../shared beside the clone; for a git worktree elsewhere, beside the main checkout.
 sources="${PULUMI_SOURCES:-$root/../shared/pulumi-sources}"
+if [ -z "${PULUMI_SOURCES:-}" ] && [ ! -d "$sources" ]; then
+  common=$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  [ -n "$common" ] && sources="$(dirname "$(dirname "$common")")/shared/pulumi-sources"
+fi
 bin="$tools/bin"
 plugins="$tools/plugins"
 mkdir -p "$bin" "$plugins"

@@ -5,6 +5,10 @@
  * <dir>/<name>/plan.json. Needs no Pulumi CLI and no credentials. On an invalid
  * config it prints every problem, exits 1 and writes nothing.
  *
+ * With `--engine real` the same plan.json and hosts/ come from the real Pulumi engine's
+ * `pulumi preview` of the stack (plan/engine.ts) instead of the mock runtime, so the two
+ * can be compared on any stack.
+ *
  * With `--diff <git-ref> [--diff-format markdown|text|json] [--diff-out <file>]` it
  * plans the stack twice, at <git-ref> (that commit's code and stack file) and in the
  * working tree, and prints what changed (plan/diff.ts) instead of writing a plan; it
@@ -44,6 +48,8 @@ async function main(): Promise<number> {
       "stack-file": { type: "string" },
       // One JSON line on stderr with wall time and peak memory (npm run bench reads it).
       stats: { type: "boolean", default: false },
+      // mock: Pulumi's mock runtime (no CLI needed); real: the real engine's preview.
+      engine: { type: "string", default: "mock" },
       // A git ref to compare the working tree's plan with (pull-request previews).
       diff: { type: "string" },
       "diff-format": { type: "string", default: "markdown" },
@@ -54,7 +60,7 @@ async function main(): Promise<number> {
   });
   if (!values.stack) {
     console.error(
-      "usage: npm run plan -- --stack <name> [--out <dir>] [--stack-file <Pulumi.<name>.yaml>]\n" +
+      "usage: npm run plan -- --stack <name> [--out <dir>] [--stack-file <Pulumi.<name>.yaml>] [--engine mock|real]\n" +
         "       npm run plan -- --stack <name> --diff <git-ref> [--diff-format markdown|text|json] [--diff-out <file>]",
     );
     return 2;
@@ -71,11 +77,19 @@ async function main(): Promise<number> {
     }
     return planDiff(values.stack, values.diff, format, values["diff-out"]);
   }
-  // Loaded here, not at the top: --diff plans in child processes and does not need Pulumi.
-  const { runProgram } = await import("../plan/run");
+  if (values.engine !== "mock" && values.engine !== "real") {
+    console.error(`--engine ${values.engine}: expected mock or real`);
+    return 2;
+  }
   const started = process.hrtime.bigint();
-  const config = loadStackConfig(root, values.stack, values["stack-file"] && path.resolve(values["stack-file"]));
-  const records = await runProgram(config);
+  const stackFile = values["stack-file"] ? path.resolve(values["stack-file"]) : undefined;
+  // Validates the stack (and refuses what the CLI refuses) before either engine runs.
+  const config = loadStackConfig(root, values.stack, stackFile);
+  const records =
+    values.engine === "real"
+      ? await realEngineRecords(values.stack, stackFile ?? path.join(root, `Pulumi.${values.stack}.yaml`))
+      : // Loaded here, not at the top: --diff plans in child processes and does not need Pulumi.
+        await (await import("../plan/run")).runProgram(config);
   const { plan, files } = buildPlan(config.project, config.stack, records);
   const dest = path.resolve(values.out!, values.stack);
   writePlanFolder(dest, plan, files);
@@ -97,6 +111,38 @@ async function main(): Promise<number> {
     `plan for stack ${config.stack}: ${plan.resources.length} resources, ${files.length} files on ${hosts.size} host(s) → ${path.relative(process.cwd(), dest) || dest}`,
   );
   return 0;
+}
+
+/**
+ * `--engine real`: the records of the real engine's `pulumi preview` of the stack, with
+ * the providers pointed at the Cloudflare/Tailscale API stand-in on loopback (a preview
+ * does not call them; if it ever did, it would reach the stand-in, never the real APIs).
+ */
+async function realEngineRecords(stack: string, stackFile: string) {
+  const [{ previewStack, recordsFromPreview, splitSecureConfig }, { startApiStandIn }] = await Promise.all([
+    import("../plan/engine"),
+    import("../test/support/api-stand-in"),
+  ]);
+  const cf = splitSecureConfig(stackFile).config["edgeplane:cloudflare"] as { zoneId?: string } | undefined;
+  const standIn = await startApiStandIn({ zones: cf?.zoneId ? [{ id: cf.zoneId, name: stack }] : [] });
+  try {
+    const { preview } = await previewStack({
+      root,
+      stack,
+      stackFile,
+      providers: {
+        config: {
+          "cloudflare:baseUrl": standIn.cloudflareBaseUrl,
+          "tailscale:baseUrl": standIn.tailscaleBaseUrl,
+          "tailscale:tailnet": standIn.tailnet,
+        },
+        secrets: { "cloudflare:apiToken": standIn.token, "tailscale:apiKey": standIn.tailscaleApiKey },
+      },
+    });
+    return recordsFromPreview(preview);
+  } finally {
+    await standIn.close();
+  }
 }
 
 /**

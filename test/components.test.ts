@@ -165,7 +165,11 @@ describe("SidecarPod", () => {
       // The Caddyfile is reloaded, never a reason to restart.
       assert.equal(listed, !String(f.inputs.path).endsWith("/Caddyfile"), String(f.inputs.path));
     }
-    assert.match(text, /# secret version grafana-secret-gf-security-secret-key-id/);
+    // A new generated secret re-runs it through stdin (the secrets' digests, kept
+    // secret), so the text does not wait on values unknown until `up`.
+    assert.equal(activate.inputs.stdin, SECRET_PLACEHOLDER);
+    assert.match(text, /^cat >\/dev\/null$/m);
+    assert.equal(byName(COMMAND, "vllm-activate").inputs.stdin, undefined, "vllm has no generated secret");
     // A new token reaches the running Caddy by a reload (below), never by a restart.
     assert.doesNotMatch(text, /grafana-token/);
     assert.match(text, /systemctl --user restart '\\''grafana-pod.service'\\''/);

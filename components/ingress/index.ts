@@ -52,14 +52,15 @@ export class IngressHost extends pulumi.ComponentResource {
 
   constructor(name: string, args: IngressHostArgs, opts?: pulumi.ComponentResourceOptions) {
     const ingress = ingressHost(args.platform);
-    // The addresses are the component's inputs so that stack-wide checks (the policy
-    // pack) can tell where public records must point without reading stack config.
-    super(
-      "edgeplane:index:IngressHost",
-      name,
-      { publicIPv4: ingress.publicIPv4 ?? null, publicIPv6: ingress.publicIPv6 ?? null, tailnetIP: ingress.tailnetIP },
-      opts,
-    );
+    const addresses = {
+      publicIPv4: ingress.publicIPv4 ?? null,
+      publicIPv6: ingress.publicIPv6 ?? null,
+      tailnetIP: ingress.tailnetIP,
+    };
+    // The addresses are the component's inputs (the preview and the plan show where
+    // records point) and its registered outputs below: the engine records a
+    // component's outputs, and that is what stack-wide checks (the policy pack) read.
+    super("edgeplane:index:IngressHost", name, addresses, opts);
     const { platform, connection } = args;
     const host = ingress.name;
     // Generated once per l7 service and kept in state.
@@ -166,6 +167,6 @@ export class IngressHost extends pulumi.ComponentResource {
 
     this.host = host;
     this.files = [...Object.values(envoyPaths), HOSTS_BLOCK_PATH, PROMETHEUS_SCRAPE_PATH].sort();
-    this.registerOutputs({ host: this.host, files: this.files });
+    this.registerOutputs({ host: this.host, files: this.files, ...addresses });
   }
 }

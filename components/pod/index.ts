@@ -2,6 +2,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { createHash } from "node:crypto";
 import { hostByName, ingressHost, serviceHome, serviceUser } from "../../model/topology";
 import type { Model, Service } from "../../model/types";
 import { blueprintDir } from "../authentik/render";
@@ -58,7 +59,8 @@ export class SidecarPod extends pulumi.ComponentResource {
     );
 
     const secretCommands: command.remote.Command[] = [];
-    const secretVersions: pulumi.Output<string>[] = [];
+    /** Digest of each generated secret's value, by environment name: a new value restarts the pod. */
+    const secretDigests: pulumi.Output<string>[] = [];
     const podmanSecret = (secretName: string, value: pulumi.Output<string>, resource: string) => {
       const cmd = new command.remote.Command(
         resource,
@@ -95,7 +97,7 @@ export class SidecarPod extends pulumi.ComponentResource {
       // Generated once and kept in state; never rendered into a file.
       const value = new random.RandomPassword(`${name}-secret-${suffix}`, { length: 48, special: false }, { parent: this });
       podmanSecret(podmanSecretName(service, envName), value.result, `${name}-secret-${suffix}-podman`);
-      secretVersions.push(value.id);
+      secretDigests.push(value.result.apply((v) => `${envName} ${createHash("sha256").update(v).digest("hex")}`));
     }
 
     const podFiles = renderPodFiles(platform, service);
@@ -132,41 +134,50 @@ export class SidecarPod extends pulumi.ComponentResource {
 
     // Restart for what the containers read at start (units, images, secrets); reload for
     // the Caddyfile, which Caddy swaps in without dropping connections (grace_period).
-    // Each command's text lists the hashes and versions it depends on, so it re-runs
-    // (as an update) exactly when one of them changed, and never otherwise.
+    // Each command re-runs (as an update) exactly when an input it depends on changed,
+    // and never otherwise: the text lists the hashes of its files, and what is secret or
+    // unknown until `up` (a generated secret, a new token) travels on stdin, so the text
+    // is known at preview, where the policy pack checks it.
     const caddyfile = installed.find((f) => f.path === caddyfilePath(service));
     if (!caddyfile) throw new pulumi.ResourceError(`internal: no Caddyfile for ${service.name}`, this);
     const units = installed.filter((f) => f !== caddyfile);
     const podUnit = shQuote(`${service.name}-pod.service`);
-    const restartText = pulumi
-      .all([pulumi.all(units.map((f) => pulumi.interpolate`${f.path} ${f.sha256}`)), pulumi.all(secretVersions)])
-      .apply(([files, secrets]) =>
-        [
-          `# edgeplane: (re)start pod ${service.name}`,
-          ...files.map((f) => `# unit ${f}`),
-          ...secrets.map((id) => `# secret version ${id}`),
-          "set -eu",
-          // The Authentik pod bind-mounts its blueprint folder, which must exist first.
-          ...(platform.authentik?.service === service.name
-            ? [asServiceUser(user, `mkdir -p ${shQuote(blueprintDir(platform))}`)]
-            : []),
-          // Quadlet reports unit errors only in its own dry run; daemon-reload would
-          // silently drop a broken unit.
-          asServiceUser(
-            user,
-            `/usr/libexec/podman/quadlet -dryrun -user >/dev/null && systemctl --user daemon-reload && systemctl --user restart ${podUnit}`,
-          ),
-          "",
-        ].join("\n"),
-      );
+    const restartText = pulumi.all(units.map((f) => pulumi.interpolate`${f.path} ${f.sha256}`)).apply((files) =>
+      [
+        `# edgeplane: (re)start pod ${service.name}`,
+        ...files.map((f) => `# unit ${f}`),
+        "set -eu",
+        // stdin holds the digests of the generated secrets, only so that a new secret
+        // re-runs this command; nothing here needs them.
+        ...(secretDigests.length > 0 ? ["cat >/dev/null"] : []),
+        // The Authentik pod bind-mounts its blueprint folder, which must exist first.
+        ...(platform.authentik?.service === service.name
+          ? [asServiceUser(user, `mkdir -p ${shQuote(blueprintDir(platform))}`)]
+          : []),
+        // Quadlet reports unit errors only in its own dry run; daemon-reload would
+        // silently drop a broken unit.
+        asServiceUser(
+          user,
+          `/usr/libexec/podman/quadlet -dryrun -user >/dev/null && systemctl --user daemon-reload && systemctl --user restart ${podUnit}`,
+        ),
+        "",
+      ].join("\n"),
+    );
     const restart = new command.remote.Command(
       `${name}-activate`,
       {
         connection,
         create: restartText,
         delete: asServiceUser(user, `systemctl --user stop ${podUnit} || true; systemctl --user daemon-reload || true`),
+        ...(secretDigests.length > 0
+          ? { stdin: pulumi.secret(pulumi.all(secretDigests).apply((lines) => lines.join("\n") + "\n")) }
+          : {}),
       },
-      { parent: this, dependsOn: [...installed.map((f) => f.install), ...secretCommands] },
+      {
+        parent: this,
+        dependsOn: [...installed.map((f) => f.install), ...secretCommands],
+        ...(secretDigests.length > 0 ? { additionalSecretOutputs: ["stdin"] } : {}),
+      },
     );
     const caddyContainer = shQuote(`${service.name}-caddy`);
     const reloadCaddy = `caddy reload --config ${CADDYFILE_IN_CONTAINER} --adapter caddyfile --address ${shQuote(`unix/${CADDY_ADMIN_SOCKET}`)}`;
@@ -179,11 +190,11 @@ export class SidecarPod extends pulumi.ComponentResource {
       `${name}-reload`,
       {
         connection,
-        create: pulumi.all([caddyfile.sha256, cfToken?.id ?? ""]).apply(([hash, tokenId]) =>
+        // A rotated token changes stdin (its value), which re-runs the reload.
+        create: caddyfile.sha256.apply((hash) =>
           [
             `# edgeplane: reload Caddy of ${service.name}`,
             `# Caddyfile ${caddyfile.path} ${hash}`,
-            ...(tokenId ? [`# token version ${tokenId}`] : []),
             "set -eu",
             // A container that is not running reads the new file when it starts.
             asServiceUser(

@@ -26,8 +26,9 @@ export interface RemoteFileArgs {
 
 /**
  * One file on one host, installed by the protocol in script.ts. The component's own
- * inputs (host, path, owner, mode, service, sha256) are what the plan manifest and
- * `pulumi preview` show; the content travels only on the command's stdin.
+ * inputs and outputs (host, path, owner, mode, service, sha256) are what the plan
+ * manifest, `pulumi preview` and the policy pack see; the content travels only on the
+ * command's stdin.
  *
  * The command has no `triggers`: a trigger change means replace, and a replace runs
  * the old command's delete after the new create, which would remove the file just
@@ -46,12 +47,15 @@ export class RemoteFile extends pulumi.ComponentResource {
     const hash = (c: string) => createHash("sha256").update(c).digest("hex");
     const sha256: pulumi.Input<string> =
       typeof args.content === "string" ? hash(args.content) : pulumi.output(args.content).apply(hash);
-    super(
-      "edgeplane:index:RemoteFile",
-      name,
-      { host: args.host, path: args.path, owner: args.owner, mode: args.mode, service: args.service ?? null, sha256 },
-      opts,
-    );
+    const described = {
+      host: args.host,
+      path: args.path,
+      owner: args.owner,
+      mode: args.mode,
+      service: args.service ?? null,
+      sha256,
+    };
+    super("edgeplane:index:RemoteFile", name, described, opts);
     this.path = args.path;
     this.sha256 = pulumi.output(sha256);
     const description = `${args.path} on ${args.host}`;
@@ -79,6 +83,8 @@ export class RemoteFile extends pulumi.ComponentResource {
       // whether the engine passes a component's dependsOn down to its children.
       { parent: this, ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
     );
-    this.registerOutputs({ path: this.path, sha256: this.sha256 });
+    // The same description as outputs: the engine records a component's outputs, and
+    // stack-wide checks (the policy pack) read them.
+    this.registerOutputs(described);
   }
 }

@@ -1,7 +1,9 @@
 /**
  * The policy pack against the resources of the real example stack (so the program and
  * the pack agree), and against broken copies of them, run through the pack's own
- * policies the way Pulumi's analyzer calls them.
+ * policies the way Pulumi's analyzer calls them: a component shows the outputs its
+ * registerOutputs set (what the engine records for it), a custom resource its inputs.
+ * test/engine/preview.test.ts runs the same pack under the real engine.
  */
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -17,7 +19,7 @@ let good: Resource[] = [];
 
 before(async () => {
   const records = await runProgram(loadStackConfig(root, "prod"));
-  good = records.map((r) => ({ type: r.type, name: r.name, props: structuredClone(r.inputs) }));
+  good = records.map((r) => ({ type: r.type, name: r.name, props: structuredClone(r.custom ? r.inputs : (r.outputs ?? {})) }));
 });
 
 /** Every violation the pack reports for these resources, as Pulumi would collect them. */
