@@ -125,9 +125,13 @@ describe("the offline plan's config loading", () => {
       }),
     );
     const { values } = loadStackConfig(root, "test", file);
-    assert.equal(values["edgeplane:images"], "{}");
-    assert.equal(values["edgeplane:adopt"], "{}");
-    assert.equal(values["edgeplane:tls"], JSON.stringify({ issuer: "cloudflare-dns" }));
+    // Every declared default reaches the program as the CLI hands it over: JSON text.
+    for (const [key, spec] of Object.entries(declared)) {
+      if (spec.default === undefined) continue;
+      assert.equal(values[key], JSON.stringify(spec.default), key);
+    }
+    assert.equal(values["edgeplane:images"], JSON.stringify(buildModel(minimalConfig()).images));
+    assert.equal(values["edgeplane:adopt"], undefined);
     assert.equal(values["edgeplane:tailscale"], undefined);
     assert.equal(values["edgeplane:authentik"], undefined);
   });
