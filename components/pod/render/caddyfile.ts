@@ -6,9 +6,12 @@
  *   1. strip what only a proxy may claim (always, auth or not): hop-by-hop names in
  *      Connection, identity, client-address and URL headers and, on every site but
  *      Authentik's own, the client's X-Forwarded-*;
- *   2. for services behind Authentik: log the user, proxy the outpost paths, let the
- *      public paths through, forward_auth, and refuse whatever the outpost let through
- *      without naming a user;
+ *   2. for services behind Authentik: the audit fields of the access log, proxy the
+ *      outpost paths, let the public paths through, forward_auth (API clients' credentials
+ *      judged there, refused with 401), refuse whatever the outpost let through without
+ *      naming a user, refuse what a per-path rule does not admit, drop an API client's
+ *      checked credential; each step that may end the request first names its audit
+ *      decision (`setDecision`);
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
 import { caddyBindAddress, envoySourceAddress, l7Upstream, metricsBindAddress } from "../../../model/topology";
