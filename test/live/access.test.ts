@@ -25,6 +25,7 @@ import { fleet } from "../fixtures/models";
 import {
   eventually,
   freePort,
+  h2Request,
   proxyV2Header,
   rawRequest,
   request,
@@ -333,6 +334,16 @@ describe(
           if (admitted.res.status === 200) assert.equal(admitted.app[0]!.headers["x-authentik-username"], "root");
         });
       }
+
+      it("over HTTP/2 too: carol is refused on look-alikes, root is not", async () => {
+        for (const path of ["/ADMIN/users", "/%61dmin", "/x/../admin", "/admin;x/y", "//admin"]) {
+          const refused = await exchange(() => h2Request(client(), { path, headers: { cookie: SESSIONS.carol } }));
+          assert.equal(refused.res.status, 403, `${path}: ${refused.res.status}`);
+          assert.deepEqual(refused.app, []);
+          const admitted = await exchange(() => h2Request(client(), { path, headers: { cookie: SESSIONS.root } }));
+          assert.notEqual(admitted.res.status, 403, path);
+        }
+      });
 
       it("a target nobody can read one way is held to every rule: alice (not in orders) is refused a double-encoded one", async () => {
         const { res } = await exchange(() => getRaw("/%2564ashboard", [as("alice")]));
