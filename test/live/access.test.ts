@@ -318,6 +318,8 @@ describe(
         "/admin%00/users",
         "/admin%20/users",
         "/admin/users?x=/../",
+        "/x#/../admin/users",
+        "/x/..%23/admin",
         "/api/%6frders/1",
         "/api//orders/1",
         "/API/Orders/1",
