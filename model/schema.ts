@@ -249,8 +249,16 @@ export const authSchema = z
             path: z
               .string()
               .regex(RULE_PATH, "must be a path such as /admin/* or /metrics")
-              .refine((p) => !DOT_OR_EMPTY_SEGMENT.test(p), "must not contain // or a . or .. segment"),
-            groups: z.array(edgeGroup).min(1, "must name at least one group"),
+              .refine((p) => !DOT_OR_EMPTY_SEGMENT.test(p), "must not contain // or a . or .. segment")
+              .describe(
+                "`/exact` (also covers `/exact/`) or `/prefix*` (`/p/*` also covers `/p`), without `//` or a `.`/`..` segment.",
+              ),
+            groups: z
+              .array(edgeGroup)
+              .min(1, "must name at least one group")
+              .describe(
+                "Groups whose members may reach the path, as the outpost names them in X-Authentik-Groups; no `|`, quote, backslash or brace.",
+              ),
           })
           .strict(),
       )
