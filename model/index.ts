@@ -16,7 +16,7 @@ import {
   type ParsedService,
   type ParsedStack,
 } from "./schema";
-import type { Host, Model, Service } from "./types";
+import type { Host, Model, Service, ServiceAuth } from "./types";
 
 export type { Model, Host, Service } from "./types";
 
@@ -203,6 +203,7 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
     if (svc.auth && !stack.authentik) {
       problems.push(`${keyPath(at("auth"))}: needs edgeplane:authentik, which names the service that runs Authentik`);
     }
+    if (svc.auth) problems.push(...checkAuthKeys(name, svc));
     if (svc.publicPaths.length > 0 && !svc.auth) {
       problems.push(`${keyPath(at("publicPaths"))}: only means something with auth; without auth every path is public`);
     }
@@ -279,6 +280,60 @@ function metricsPort(svc: ParsedService): number {
 }
 const METRICS_PORT_OFFSET = 20000;
 
+/** `auth` keys that only mean something together, and rules that contradict the public paths. */
+function checkAuthKeys(name: string, svc: ParsedService): string[] {
+  const auth = svc.auth!;
+  const at = (...rest: (string | number)[]) => keyPath(["services", name, "auth", ...rest]);
+  const problems: string[] = [];
+  if (auth.passAuthorization && !auth.apiClients)
+    problems.push(
+      `${at("passAuthorization")}: only means something with apiClients: true (without it the app always gets Authorization)`,
+    );
+  const seen = new Map<string, number>();
+  auth.rules.forEach((rule, i) => {
+    const key = rule.path.toLowerCase();
+    const first = seen.get(key);
+    if (first !== undefined)
+      problems.push(`${at("rules", i, "path")}: ${rule.path} is already the path of ${at("rules", first)}`);
+    else seen.set(key, i);
+    svc.publicPaths.forEach((publicPath, j) => {
+      if (pathPatternsOverlap(rule.path, publicPath))
+        problems.push(
+          `${at("rules", i, "path")}: ${rule.path} overlaps public path ${publicPath} (${keyPath(["services", name, "publicPaths", j])}); a path is either public or under a rule`,
+        );
+    });
+  });
+  return problems;
+}
+
+/**
+ * Whether two path patterns (`/exact` or `/prefix*`) can cover the same request, compared
+ * without case: rules are matched case-insensitively, so the check errs the same way.
+ * An exact path also covers itself with a trailing `/`; `/p/*` also covers `/p`.
+ */
+export function pathPatternsOverlap(a: string, b: string): boolean {
+  const covers = (pattern: string, target: string) => {
+    if (!pattern.endsWith("*")) return target === pattern || target === `${pattern}/` || `${target}/` === pattern;
+    const prefix = pattern.slice(0, -1);
+    return target.startsWith(prefix) || (prefix.endsWith("/") && target === prefix.slice(0, -1));
+  };
+  const samples = (pattern: string) => {
+    const literal = pattern.endsWith("*") ? pattern.slice(0, -1) : pattern;
+    return [literal, literal.endsWith("/") ? literal.slice(0, -1) : `${literal}/`].filter((s) => s !== "");
+  };
+  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+  return samples(x).some((s) => covers(y, s)) || samples(y).some((s) => covers(x, s));
+}
+
+function normalizeAuth(auth: NonNullable<ParsedService["auth"]>): ServiceAuth {
+  return {
+    groups: [...new Set(auth.groups)].sort(),
+    ...(auth.apiClients ? { apiClients: true } : {}),
+    ...(auth.passAuthorization ? { passAuthorization: true } : {}),
+    ...(auth.rules.length > 0 ? { rules: auth.rules.map((r) => ({ path: r.path, groups: [...new Set(r.groups)].sort() })) } : {}),
+  };
+}
+
 /** Envoy's L7 listener port for a service: explicit, or derived from caddyPort so it never shifts when others change. */
 function l7ListenPort(svc: ParsedService): number {
   return svc.l7?.listenPort ?? svc.caddyPort + L7_PORT_OFFSET;
@@ -314,7 +369,7 @@ function normalize(stack: ParsedStack): Model {
       metricsPort: metricsPort(s),
       fqdn: s.fqdn ?? `${name}.${stack.domain}`,
       exposure: s.exposure,
-      ...(s.auth ? { auth: { groups: [...new Set(s.auth.groups)].sort() } } : {}),
+      ...(s.auth ? { auth: normalizeAuth(s.auth) } : {}),
       publicPaths: [...new Set(s.publicPaths)].sort(),
       env: Object.entries(s.env).sort(byName),
       secrets: [...s.secrets].sort(),

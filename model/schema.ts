@@ -196,6 +196,79 @@ export const containerSchema = z
     "A further container in the pod, `<service>-<name>` (a worker, a database): same network as the app (localhost), never published. Names `app` and `caddy` are taken.",
   );
 
+/** `/exact` or `/prefix*`, without `//` or a `.`/`..` segment (edge matching is described in caddyfile.ts). */
+const RULE_PATH = /^\/[A-Za-z0-9._~\-/]*\*?$/;
+const DOT_OR_EMPTY_SEGMENT = /\/\/|\/\.\.?(\/|\*?$)/;
+/**
+ * A group name the pod's Caddy can look for in X-Authentik-Groups, which the outpost
+ * joins with `|` (internal/outpost/proxyv2/application/claims.go): no `|`, no quote,
+ * backslash or brace (the name is written into a CEL string in the Caddyfile), no
+ * control character.
+ */
+const edgeGroup = z
+  .string()
+  .min(1, "must not be empty")
+  .refine(
+    (g) => !/[|'"\\{}\u0000-\u001f\u007f]/.test(g),
+    "cannot be matched at the edge: a group name in a rule must not contain | (the outpost's separator), a quote, a backslash, a brace or a control character",
+  );
+
+/** Who may enter a service behind Authentik, and how (README: "Forward auth"). */
+export const authSchema = z
+  .object({
+    groups: z
+      .array(z.string().min(1, "must not be empty"))
+      .min(1, "must name at least one group")
+      .describe("Authentik groups whose members may enter (the groups must exist in Authentik)."),
+    /**
+     * Machine clients: `Authorization: Bearer <token>` (or HTTP Basic with an app password)
+     * is validated by the outpost (the provider's `intercept_header_auth`); an invalid one
+     * is answered 401 without a redirect, and the app never receives the header.
+     */
+    apiClients: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Machine clients may send `Authorization: Bearer <token>` (or HTTP Basic with an app password), checked once by Authentik's outpost; a refused one gets 401, never a login redirect, and the app never receives the header.",
+      ),
+    /** With apiClients: hand the app the client's Authorization header too (weakens the edge-only check). */
+    passAuthorization: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Only with `apiClients`: the app also receives the checked `Authorization` header. Weakens the pattern: the app then holds a credential it could replay.",
+      ),
+    /**
+     * Paths only some groups may reach, checked by Caddy against X-Authentik-Groups
+     * after forward_auth; every rule that covers a request must admit the user.
+     */
+    rules: z
+      .array(
+        z
+          .object({
+            path: z
+              .string()
+              .regex(RULE_PATH, "must be a path such as /admin/* or /metrics")
+              .refine((p) => !DOT_OR_EMPTY_SEGMENT.test(p), "must not contain // or a . or .. segment")
+              .describe(
+                "`/exact` (also covers `/exact/`) or `/prefix*` (`/p/*` also covers `/p`), without `//` or a `.`/`..` segment.",
+              ),
+            groups: z
+              .array(edgeGroup)
+              .min(1, "must name at least one group")
+              .describe(
+                "Groups whose members may reach the path, as the outpost names them in X-Authentik-Groups; no `|`, quote, backslash or brace.",
+              ),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe(
+        "`[{path, groups}]`: paths (`/exact` or `/prefix*`) only these groups may reach, checked by Caddy after auth (403 otherwise); every rule covering a request must admit the user. Matched without case; a target that is not plain is held to every rule it could reach. Must not overlap `publicPaths`.",
+      ),
+  })
+  .strict();
+
 export const serviceSchema = z
   .object({
     host: z.string().describe("The host (a key of `edgeplane:hosts`) the pod runs on."),
@@ -213,14 +286,7 @@ export const serviceSchema = z
       .describe(
         "`public`: an SNI route on the ingress host's public addresses and public DNS. `tailnet`: no public route; its record points at the ingress host's tailnet address and Envoy serves it only to tailnet clients.",
       ),
-    auth: z
-      .object({
-        groups: z
-          .array(z.string().min(1, "must not be empty"))
-          .min(1, "must name at least one group")
-          .describe("Authentik groups whose members may enter (the groups must exist in Authentik)."),
-      })
-      .strict()
+    auth: authSchema
       .optional()
       .describe("Puts the service behind Authentik forward auth. Omitted: no authentication at the edge."),
     publicPaths: z

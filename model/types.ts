@@ -71,6 +71,20 @@ export interface L7Settings {
 export interface ServiceAuth {
   /** Authentik groups allowed in, sorted. */
   readonly groups: readonly string[];
+  /** Machine clients may authenticate with `Authorization` (bearer token, or Basic with an app password). Absent = false. */
+  readonly apiClients?: boolean;
+  /** With apiClients: the app still receives the client's Authorization header. Absent = false. */
+  readonly passAuthorization?: boolean;
+  /** Paths only some groups may reach, in config order. Absent = none. */
+  readonly rules?: readonly AccessRule[];
+}
+
+/** One `auth.rules` entry: requests the path covers need one of the groups. */
+export interface AccessRule {
+  /** `/exact` or `/prefix*`, as configured. */
+  readonly path: string;
+  /** Sorted, without duplicates. */
+  readonly groups: readonly string[];
 }
 
 export interface Service {

@@ -320,6 +320,58 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ["edgeplane:services.vllm.publicPaths: only means something with auth; without auth every path is public"],
     ],
     [
+      "passAuthorization without apiClients",
+      (c) => (c.services.grafana.auth.passAuthorization = true),
+      [
+        "edgeplane:services.grafana.auth.passAuthorization: only means something with apiClients: true (without it the app always gets Authorization)",
+      ],
+    ],
+    [
+      "a rule under a public path, and a public path under a rule",
+      (c) => {
+        c.services.grafana.publicPaths = ["/api/health", "/hooks/*"];
+        c.services.grafana.auth.rules = [
+          { path: "/hooks/admin/*", groups: ["admins"] },
+          { path: "/API/*", groups: ["admins"] },
+          { path: "/admin/*", groups: ["admins"] },
+        ];
+      },
+      [
+        "edgeplane:services.grafana.auth.rules[0].path: /hooks/admin/* overlaps public path /hooks/* (edgeplane:services.grafana.publicPaths[1]); a path is either public or under a rule",
+        "edgeplane:services.grafana.auth.rules[1].path: /API/* overlaps public path /api/health (edgeplane:services.grafana.publicPaths[0]); a path is either public or under a rule",
+      ],
+    ],
+    [
+      "a rule on exactly a public path, with a trailing slash",
+      (c) => (c.services.grafana.auth.rules = [{ path: "/api/health/", groups: ["admins"] }]),
+      [
+        "edgeplane:services.grafana.auth.rules[0].path: /api/health/ overlaps public path /api/health (edgeplane:services.grafana.publicPaths[0]); a path is either public or under a rule",
+      ],
+    ],
+    [
+      "rule groups the edge cannot match, a dot segment, a rule twice",
+      (c) =>
+        (c.services.grafana.auth.rules = [
+          { path: "/admin/*", groups: ["admins|ops", "it's", "ok"] },
+          { path: "/x/../admin/*", groups: ["admins"] },
+          { path: "/ADMIN/*", groups: ["admins"] },
+        ]),
+      [
+        "edgeplane:services.grafana.auth.rules[0].groups[0]: cannot be matched at the edge: a group name in a rule must not contain | (the outpost's separator), a quote, a backslash, a brace or a control character",
+        "edgeplane:services.grafana.auth.rules[0].groups[1]: cannot be matched at the edge: a group name in a rule must not contain | (the outpost's separator), a quote, a backslash, a brace or a control character",
+        "edgeplane:services.grafana.auth.rules[1].path: must not contain // or a . or .. segment",
+      ],
+    ],
+    [
+      "the same rule path twice, in another case",
+      (c) =>
+        (c.services.grafana.auth.rules = [
+          { path: "/admin/*", groups: ["admins"] },
+          { path: "/ADMIN/*", groups: ["ops"] },
+        ]),
+      ["edgeplane:services.grafana.auth.rules[1].path: /ADMIN/* is already the path of edgeplane:services.grafana.auth.rules[0]"],
+    ],
+    [
       "L7 backend on an unknown host",
       (c) => (c.services.vllm.l7.backends[1].host = "gpu2"),
       ['edgeplane:services.vllm.l7.backends[1].host: unknown host "gpu2" (hosts: "edge", "gpu")'],

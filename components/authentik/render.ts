@@ -148,6 +148,20 @@ export function authentikContainer(model: Model): string {
  */
 export const SKIP_PATH_REGEX = "";
 
+/**
+ * The provider's `intercept_header_auth`: true only for a service with `auth.apiClients`.
+ * The outpost tries an `Authorization` header whatever this says (application/auth.go
+ * `checkAuth`); the setting decides whether an invalid one is answered 401 rather than
+ * sent to the login flow (application/oauth.go `redirectToStart`). edgeplane's Caddy
+ * decides both at the edge anyway (no Authorization reaches the outpost without
+ * apiClients; a refused one becomes 401 with apiClients), so this keeps Authentik's own
+ * view of the provider the same as the edge's. Rendered either way, so that turning
+ * apiClients off also turns it off (the importer leaves out-of-file attributes as they are).
+ */
+export function interceptHeaderAuth(service: Service): boolean {
+  return service.auth?.apiClients === true;
+}
+
 const flow = (slug: string) => new Find("authentik_flows.flow", "slug", slug);
 const proxyProvider = (service: Service) =>
   new Find("authentik_providers_proxy.proxyprovider", "name", appBlueprintName(service));
@@ -193,6 +207,7 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
         authorization_flow: flow(flows.authorization),
         invalidation_flow: flow(flows.invalidation),
         skip_path_regex: SKIP_PATH_REGEX,
+        intercept_header_auth: interceptHeaderAuth(service),
       },
     }),
     blueprintEntry("authentik_policies_expression.expressionpolicy", {

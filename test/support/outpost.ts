@@ -19,7 +19,19 @@
  * - Its other endpoints (`/outpost.goauthentik.io/start`, `/callback`, `/sign_out`)
  *   answer `outpost <target>`, so a test sees which requests reached Authentik.
  *
- * Sessions are a cookie whose value the test chooses; no OAuth happens.
+ * - Header authentication (application/auth.go `checkAuth`, tried after the session,
+ *   whatever the provider's intercept_header_auth says): `Authorization: Bearer <token>`
+ *   (the scheme in any case, auth_bearer.go `checkAuthHeaderBearer`) is introspected at
+ *   the provider and accepted when active; failing that, HTTP Basic (Go's
+ *   `Request.BasicAuth`) with the user `goauthentik.io/token` takes the password as a
+ *   bearer token, any other user is a client_credentials grant with that user's app
+ *   password (auth_basic.go `attemptBasicAuth`). Accepted credentials give their
+ *   service account's identity; anything else falls through to the allow-list and the
+ *   redirect, exactly like a request without a session (the Caddy endpoint never answers
+ *   401 itself: mode_forward.go `forwardHandleCaddy` → `handleAuthStart`).
+ *
+ * Sessions are a cookie whose value the test chooses, tokens and app passwords are
+ * strings the test chooses; no OAuth happens.
  */
 import type http from "node:http";
 
@@ -36,6 +48,41 @@ export interface StandInProvider {
   readonly session: string;
   /** What `addHeaders` sets for that user. */
   readonly identity: Readonly<Record<string, string>>;
+  /** Tokens introspection finds active for this provider, each with its client's identity headers. */
+  readonly activeTokens?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** `user:app-password` pairs a client_credentials grant accepts, each with its identity headers. */
+  readonly appPasswords?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+/** The user name that makes a Basic password a JWT (auth_basic.go `JWTUsername`). */
+export const JWT_BASIC_USER = "goauthentik.io/token";
+
+/** Go's `Request.BasicAuth`: the `Basic ` prefix in any case, standard base64, split at the first `:`. */
+function goBasicAuth(header: string): [string, string] | undefined {
+  if (header.length < 6 || header.slice(0, 6).toLowerCase() !== "basic ") return undefined;
+  const encoded = header.slice(6);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return undefined;
+  const decoded = Buffer.from(encoded, "base64").toString("latin1");
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? undefined : [decoded.slice(0, colon), decoded.slice(colon + 1)];
+}
+
+/** The identity `checkAuth` finds in the Authorization header, if any. */
+function headerClaims(p: StandInProvider, authorization: string): Readonly<Record<string, string>> | undefined {
+  if (authorization === "") return undefined;
+  const bearer = "Bearer ";
+  if (authorization.length >= bearer.length && authorization.slice(0, bearer.length).toLowerCase() === bearer.toLowerCase()) {
+    const claims = p.activeTokens?.[authorization.slice(bearer.length)];
+    if (claims) return claims;
+  }
+  const basic = goBasicAuth(authorization);
+  if (!basic) return undefined;
+  const [user, password] = basic;
+  if (user === JWT_BASIC_USER) {
+    const claims = p.activeTokens?.[password];
+    if (claims) return claims;
+  }
+  return p.appPasswords?.[`${user}:${password}`];
 }
 
 export interface OutpostCall {
@@ -106,9 +153,12 @@ function forwardHandleCaddy(p: StandInProvider, req: http.IncomingMessage, res: 
     res.writeHead(500).end("configuration error");
     return;
   }
-  if ((req.headers.cookie ?? "").split(/;\s*/).includes(p.session)) {
+  const claims = (req.headers.cookie ?? "").split(/;\s*/).includes(p.session)
+    ? p.identity
+    : headerClaims(p, header("authorization"));
+  if (claims) {
     res.writeHead(200, {
-      ...p.identity,
+      ...claims,
       "X-authentik-meta-provider": p.name,
     });
     res.end();

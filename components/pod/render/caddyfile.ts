@@ -6,9 +6,12 @@
  *   1. strip what only a proxy may claim (always, auth or not): hop-by-hop names in
  *      Connection, identity, client-address and URL headers and, on every site but
  *      Authentik's own, the client's X-Forwarded-*;
- *   2. for services behind Authentik: log the user, proxy the outpost paths, let the
- *      public paths through, forward_auth, and refuse whatever the outpost let through
- *      without naming a user;
+ *   2. for services behind Authentik: the audit fields of the access log, proxy the
+ *      outpost paths, let the public paths through, forward_auth (API clients' credentials
+ *      judged there, refused with 401), refuse whatever the outpost let through without
+ *      naming a user, refuse what a per-path rule does not admit, drop an API client's
+ *      checked credential; each step that may end the request first names its audit
+ *      decision (`setDecision`);
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
 import { caddyBindAddress, envoySourceAddress, l7Upstream, metricsBindAddress } from "../../../model/topology";
@@ -369,12 +372,49 @@ export function stripClientClaims(keepForwarded: boolean): CaddyNode[] {
 }
 
 /**
- * Adds the authenticated user to the access log. log_append (Caddy ≥ 2.10) evaluates
- * its placeholder after the rest of the route ran, i.e. after forward_auth copied the
- * outpost's X-Authentik-Username onto the request.
+ * What happened to a request to a protected service, one word in its access log line
+ * (`decision`). Each step of the route that may end a request is preceded by
+ * `setDecision` naming what stands if it does; a later step overrides it when the request
+ * gets that far. A step added to the route (a rate limit) does the same: `vars
+ * edgeplane_decision rate-limited` right before it, and the request it lets through is
+ * marked `allowed` further down.
  */
-export function logAuthenticatedUser(): Directive {
-  return directive(["log_append", "user", placeholder("http.request.header.X-Authentik-Username")]);
+export const AUDIT_DECISIONS = [
+  "outpost",
+  "public-path",
+  "unauthenticated",
+  "refused-anonymous",
+  "denied-by-rule",
+  "rate-limited",
+  "allowed",
+] as const;
+export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
+
+const DECISION_VAR = "edgeplane_decision";
+const RULE_VAR = "edgeplane_rule";
+
+/** Marks the decision that stands if the next step ends the request (for requests `matcher` selects). */
+export function setDecision(decision: AuditDecision, matcher?: string, rule?: string): Directive {
+  const target = matcher ? [matcher] : [];
+  if (rule === undefined) return directive(["vars", ...target, DECISION_VAR, decision]);
+  return directive(["vars", ...target], [directive([DECISION_VAR, decision]), directive([RULE_VAR, rule])]);
+}
+
+/**
+ * The audit fields of the access log line (Caddy's `log_append`, ≥ 2.10): the user the
+ * outpost named (or the API client's service account), the groups it returned, the
+ * decision and the rule that denied. log_append evaluates its placeholder after the rest
+ * of the route ran, so the values are those the request ended with; the client's own
+ * copies of these headers were deleted first. The client address is the access log's
+ * own `request.client_ip`: the address in Envoy's PROXY header.
+ */
+export function auditFields(): Directive[] {
+  return [
+    directive(["log_append", "user", placeholder("http.request.header.X-Authentik-Username")]),
+    directive(["log_append", "groups", placeholder("http.request.header.X-Authentik-Groups")]),
+    directive(["log_append", "decision", placeholder(`http.vars.${DECISION_VAR}`)]),
+    directive(["log_append", "rule", placeholder(`http.vars.${RULE_VAR}`)]),
+  ];
 }
 
 /**
@@ -442,6 +482,80 @@ export function publicPathsExpression(publicPaths: readonly string[]): string {
   return `${uri}.matches('^(${alternatives.join("|")})([?][^#]*)?$') && ` + `!${uri}.matches('^[^?]*(//|/[.][.]?(/|[?]|$)|%)')`;
 }
 
+/** Characters a request target may hold and still be read one way only by every app. */
+const PLAIN_SEGMENT = "[A-Za-z0-9._~!$&()*+,=:@-]";
+
+/** The rule's path as a regex on the lowercased target path (`/p/*` covers `/p` too; `/p` covers `/p/`). */
+function rulePathRegex(path: string): string {
+  const literal = (text: string) => text.toLowerCase().replace(/[.+()|^$*]/g, (c) => `[${c}]`);
+  if (!path.endsWith("*")) return `${literal(path.replace(/\/$/, ""))}/?`;
+  const prefix = path.slice(0, -1);
+  return prefix.endsWith("/") ? `${literal(prefix.slice(0, -1))}(/[^?]*)?` : `${literal(prefix)}[^?]*`;
+}
+
+/**
+ * A CEL expression true when `path` (a rule's `/exact` or `/prefix*`) covers the request.
+ * Written without backslashes or braces, so it needs no Caddyfile escaping.
+ *
+ * A plain target (only unreserved and sub-delim characters, no `%`, `\`, `;`, `//` or
+ * `.`/`..` segment) reads the same to every app: it is covered when its path, in lower
+ * case, matches the rule, so `/ADMIN/x` is under `/admin/*`.
+ *
+ * Any other target could mean another path to the app than it looks (`/x/../admin`,
+ * `/%61dmin`, `/admin;x/`, `/x\admin`): it is held to the rule when its once-decoded
+ * path, in lower case, contains the rule's last literal segment anywhere, and to every
+ * rule when that decoded path still holds a `%` (double encoding), a control character,
+ * or the raw target an overlong UTF-8 lead (`%c0`, `%c1`, `%e0%8x`, `%e0%9x`, `%f0%8x`).
+ * Erring this way costs a user outside the rule's groups a 403 on an odd spelling;
+ * the other way would let one through.
+ */
+export function ruleCoversExpression(path: string): string {
+  const uri = "ph(req, 'http.request.uri')";
+  const decoded = "ph(req, 'http.request.uri.path').lowerAscii()";
+  const lastSegment =
+    path
+      .replace(/\*$/, "")
+      .split("/")
+      .filter((s) => s !== "")
+      .pop() ?? "";
+  const plain = `${uri}.matches('^(/${PLAIN_SEGMENT}*)*([?].*)?$') && !${uri}.matches('^[^?]*(//|/[.][.]?(/|[?]|$))')`;
+  const plainCovered = `${uri}.lowerAscii().matches('^${rulePathRegex(path)}([?].*)?$')`;
+  const unreadable = `${decoded}.contains('%') || ${decoded}.matches('[[:cntrl:]]') || ${uri}.lowerAscii().matches('%(c0|c1|e0%[89]|f0%8)')`;
+  return `((${plain}) && ${plainCovered}) || (!(${plain}) && (${decoded}.contains('${lastSegment.toLowerCase()}') || ${unreadable}))`;
+}
+
+/** A CEL expression true when the outpost's X-Authentik-Groups (`|`-joined) names one of `groups`. */
+export function memberOfExpression(groups: readonly string[]): string {
+  const list = groups.map((g) => `'${g}'`).join(", ");
+  return `ph(req, 'http.request.header.X-Authentik-Groups').split('|').exists(g, g in [${list}])`;
+}
+
+const ruleMatcher = (index: number) => `@rule_${index}`;
+
+/** One named matcher per rule: the request is covered by the rule and the user is in none of its groups. */
+function ruleMatchers(service: Service): Directive[] {
+  return (service.auth?.rules ?? []).map((rule, i) =>
+    directive([ruleMatcher(i), "expression", `(${ruleCoversExpression(rule.path)}) && !(${memberOfExpression(rule.groups)})`]),
+  );
+}
+
+/**
+ * `auth.rules`, after forward_auth named the user: each rule refuses (403) a request it
+ * covers whose user is in none of its groups. A request no rule covers is left to the
+ * service's groups, which Authentik's policy already checked.
+ */
+function ruleSteps(service: Service): CaddyNode[] {
+  const rules = service.auth?.rules ?? [];
+  if (rules.length === 0) return [];
+  return [
+    ...comment("Per-path rules: a covered request needs one of the rule's groups, or it is refused."),
+    ...rules.flatMap((rule, i) => [
+      setDecision("denied-by-rule", ruleMatcher(i), rule.path),
+      directive(["respond", ruleMatcher(i), "403"]),
+    ]),
+  ];
+}
+
 /**
  * forward_auth to the Authentik outpost, as Authentik documents it for Caddy
  * (website/docs/add-secure-apps/providers/proxy/_caddy_standalone.mdx). No
@@ -452,15 +566,69 @@ export function publicPathsExpression(publicPaths: readonly string[]): string {
  * (internal/outpost/proxyv2/application/mode_forward.go): a client-chosen value would
  * be the client's word.
  */
-function forwardAuth(service: Service, target: AuthentikTarget): Directive {
+function forwardAuth(service: Service, target: AuthentikTarget, matcher?: string, extra: readonly CaddyNode[] = []): Directive {
   return directive(
-    ["forward_auth", `https://${target.dial}`],
+    ["forward_auth", ...(matcher ? [matcher] : []), `https://${target.dial}`],
     [
       directive(["uri", `${OUTPOST_PREFIX}/auth/caddy`]),
       directive(["copy_headers", ...AUTHENTIK_HEADERS]),
       ...toAuthentik(service, target),
+      ...extra,
     ],
   );
+}
+
+const CREDENTIAL_MATCHER = "@credential";
+const NO_CREDENTIAL_MATCHER = "@no_credential";
+
+/** Requests that carry an `Authorization` header (any scheme), and those that do not. */
+function credentialMatchers(service: Service): Directive[] {
+  if (!service.auth?.apiClients) return [];
+  return [
+    directive([CREDENTIAL_MATCHER, "header", "Authorization", "*"]),
+    directive([NO_CREDENTIAL_MATCHER, "header", "!Authorization"]),
+  ];
+}
+
+/**
+ * The forward_auth step. Authentik's outpost tries the `Authorization` header on every
+ * request it judges, whatever the provider's intercept_header_auth says: a bearer token
+ * by introspection at the provider, HTTP Basic as a client_credentials grant with an app
+ * password, or as `goauthentik.io/token` + a JWT (internal/outpost/proxyv2/application/
+ * auth.go `checkAuth`, auth_bearer.go, auth_basic.go). Without `apiClients` the header
+ * is the app's own business: it is not sent to the outpost (`header_up -Authorization`),
+ * so only a browser session gets in. With `apiClients` it is sent, and a request that
+ * carried it and is not accepted gets 401 with a Bearer challenge instead of the
+ * outpost's redirect to the login page (its Caddy endpoint redirects whatever the
+ * provider's setting, mode_forward.go `forwardHandleCaddy` → `handleAuthStart`); an API
+ * client cannot follow a login page (RFC 6750 §3: `error="invalid_token"`).
+ */
+function forwardAuthSteps(service: Service, target: AuthentikTarget): Directive[] {
+  if (!service.auth?.apiClients) return [forwardAuth(service, target, undefined, [directive(["header_up", "-Authorization"])])];
+  const challenge = `Bearer realm="${service.fqdn}", error="invalid_token"`;
+  return [
+    forwardAuth(service, target, CREDENTIAL_MATCHER, [
+      directive(["@login", "status", "3xx"]),
+      directive(
+        ["handle_response", "@login"],
+        [directive(["header", "WWW-Authenticate", challenge]), directive(["respond", "401"])],
+      ),
+    ]),
+    forwardAuth(service, target, NO_CREDENTIAL_MATCHER),
+  ];
+}
+
+/**
+ * The client's Authorization, once the outpost accepted it, stays at the edge: the
+ * outpost deletes it only from its own copy of the request (auth.go
+ * `saveAndCacheClaims`), so Caddy deletes it before the app. `passAuthorization` keeps it.
+ */
+function dropAcceptedCredential(service: Service): CaddyNode[] {
+  if (!service.auth?.apiClients || service.auth.passAuthorization) return [];
+  return [
+    ...comment("The credential was checked at the edge; the app gets the identity headers, never the credential."),
+    directive(["request_header", "-Authorization"]),
+  ];
 }
 
 /**
@@ -523,12 +691,24 @@ function siteRoute(model: Model, service: Service, options: CaddyfileOptions): D
   const bypass = publicPathsMatcher(service).length > 0;
   const auth: CaddyNode[] = authentik
     ? [
-        logAuthenticatedUser(),
+        ...auditFields(),
+        setDecision("outpost", `${OUTPOST_PREFIX}/*`),
         outpostProxy(service, authentik),
-        ...(bypass ? [...comment("Public paths skip auth."), appProxy(model, service, PUBLIC_MATCHER)] : []),
-        forwardAuth(service, authentik),
+        ...(bypass
+          ? [
+              ...comment("Public paths skip auth."),
+              setDecision("public-path", PUBLIC_MATCHER),
+              appProxy(model, service, PUBLIC_MATCHER),
+            ]
+          : []),
+        setDecision("unauthenticated"),
+        ...forwardAuthSteps(service, authentik),
         ...comment("Past forward_auth without a user: refused, never the app."),
+        setDecision("refused-anonymous", ANONYMOUS_MATCHER),
         directive(["respond", ANONYMOUS_MATCHER, "403"]),
+        ...ruleSteps(service),
+        setDecision("allowed"),
+        ...dropAcceptedCredential(service),
       ]
     : [];
   return directive("route", [...stripClientClaims(isAuthentik), ...auth, appProxy(model, service)]);
@@ -550,6 +730,8 @@ function siteBlock(model: Model, service: Service, options: CaddyfileOptions): D
     accessLog(),
     ...publicPathsMatcher(service),
     ...(service.auth ? anonymousMatcher() : []),
+    ...credentialMatchers(service),
+    ...ruleMatchers(service),
     siteRoute(model, service, options),
   ]);
 }
