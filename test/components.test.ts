@@ -144,10 +144,22 @@ describe("SidecarPod", () => {
     const cmd = byName(COMMAND, "vllm-l7-credential-secret").inputs;
     assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
     assert.match(String(cmd.create), /podman secret create --replace .*vllm\.l7-credential.* - >\/dev\/null/);
-    // The listener file is plain text (not a secret): it holds the digest, never the key.
+    // Envoy gets the digest in a file of its own, on stdin only; the command's text
+    // is the same whatever the key, so the preview shows it and the policy reads it.
+    const digestFile = byName(COMMAND, "edge-l7-credential-vllm");
+    assert.equal(digestFile.parent, "edge");
+    assert.equal(digestFile.inputs.stdin, SECRET_PLACEHOLDER);
+    assert.match(String(digestFile.inputs.create), /^target='\/etc\/envoy\/l7-credentials\/vllm\.htpasswd'$/m);
+    assert.doesNotMatch(String(digestFile.inputs.create), /sha256|\{SHA\}/);
+    // Installed before the check, whose real Envoy reads it, and so before the listeners.
+    const check = byName(COMMAND, "edge-check-install");
+    assert.ok(check.dependsOn.includes("edge-l7-credential-vllm"), check.dependsOn.join(", "));
+    assert.match(String(check.inputs.create), /-v \/etc\/envoy\/l7-credentials:\/etc\/envoy\/l7-credentials:ro /);
+    // The listener file is plain text known at preview: it names the file, holds no digest.
     const lds = byName(COMMAND, "edge-lds-install").inputs;
     assert.equal(typeof lds.stdin, "string");
-    assert.match(String(lds.stdin), /inline_string: vllm:\{SHA\}[A-Za-z0-9+/]{27}=/);
+    assert.match(String(lds.stdin), /filename: \/etc\/envoy\/l7-credentials\/vllm\.htpasswd/);
+    assert.doesNotMatch(String(lds.stdin), /\{SHA\}/);
     assert.ok(
       !ofType("random:index/randomPassword:RandomPassword").some((r) => r.name.includes("l7") && r.name !== "vllm-l7-key"),
     );

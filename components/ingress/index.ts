@@ -6,14 +6,15 @@ import type { Model } from "../../model/types";
 import { HOSTS_BLOCK_PATH, renderHostsBlock, spliceHostsScript } from "../hosts/render";
 import { PROMETHEUS_SCRAPE_PATH, renderPrometheusScrapeConfig } from "../metrics/render";
 import { RemoteFile, type Connection } from "../remote/file";
-import { quadletValidator, shQuote } from "../remote/script";
+import { installScript, quadletValidator, removeScript, shQuote } from "../remote/script";
 import {
-  l7KeyDigest,
+  L7_CREDENTIALS_DIR,
+  l7CredentialFile,
+  l7CredentialPath,
   renderClusters,
   renderEnvoyBootstrap,
   renderListeners,
   renderValidationBootstrap,
-  type L7Digests,
 } from "./render";
 import { renderEnvoyContainerUnit } from "./renderUnit";
 
@@ -45,8 +46,8 @@ export class IngressHost extends pulumi.ComponentResource {
   public readonly files: string[];
   /**
    * Per `l7` service (by name): the key its Caddy presents to Envoy's L7 listener, a
-   * secret. Give it to that service's SidecarPod (`l7Key`); Envoy's config holds only
-   * its digest.
+   * secret. Give it to that service's SidecarPod (`l7Key`); Envoy holds only its
+   * digest, in a file of its own (l7CredentialPath).
    */
   public readonly l7Keys: Readonly<Record<string, pulumi.Output<string>>>;
 
@@ -63,21 +64,37 @@ export class IngressHost extends pulumi.ComponentResource {
     super("edgeplane:index:IngressHost", name, addresses, opts);
     const { platform, connection } = args;
     const host = ingress.name;
-    // Generated once per l7 service and kept in state.
+    // Generated once per l7 service and kept in state; it never rotates by itself.
     const l7Keys: Record<string, pulumi.Output<string>> = {};
+    // Each key's digest goes to Envoy in a file of its own, installed from stdin: the
+    // digest exists only once the key does (at `up`), and the rendered files, which
+    // the preview and the plan show and the policy pack reads, must not wait for it.
+    // Envoy reads the file when it builds the listener, so a changed key takes effect
+    // at the next change of that listener (or an Envoy restart), not by itself.
+    const credentials: command.remote.Command[] = [];
     for (const service of platform.services.filter((s) => s.l7)) {
-      l7Keys[service.name] = new random.RandomPassword(
-        `${service.name}-l7-key`,
-        { length: 48, special: false },
-        { parent: this },
-      ).result;
+      const key = new random.RandomPassword(`${service.name}-l7-key`, { length: 48, special: false }, { parent: this }).result;
+      l7Keys[service.name] = key;
+      const path = l7CredentialPath(service);
+      const description = `${path} (L7 credential digest of ${service.name})`;
+      credentials.push(
+        new command.remote.Command(
+          `${name}-l7-credential-${service.name}`,
+          {
+            connection,
+            // A digest of a 48-character random key discloses nothing, so Envoy (which
+            // runs as its own user) may read it: root's, mode 0644. It still travels
+            // only on stdin, and the text names no hash, so it is known at preview.
+            stdin: pulumi.secret(key.apply((k) => l7CredentialFile(service, k))),
+            create: installScript({ path, owner: "root", mode: "0644", description }),
+            delete: removeScript({ path, description }),
+            logging: "none",
+          },
+          { parent: this, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+        ),
+      );
     }
     this.l7Keys = l7Keys;
-    // Only digests reach the rendered files; a digest of a 48-character random key
-    // discloses nothing, so it is declared not secret (or every listener file would be).
-    const digests: pulumi.Output<L7Digests> = pulumi.unsecret(
-      pulumi.all(l7Keys).apply((keys) => Object.fromEntries(Object.entries(keys).map(([svc, key]) => [svc, l7KeyDigest(key)]))),
-    );
     const file = (
       suffix: string,
       path: string,
@@ -98,25 +115,22 @@ export class IngressHost extends pulumi.ComponentResource {
         { parent: this, ...(extra.dependsOn ? { dependsOn: extra.dependsOn } : {}) },
       );
 
-    // Envoy does not validate the contents of file-based LDS/CDS (REFERENCE.md §7), so
-    // the same listeners and clusters are first assembled into a static bootstrap and
-    // validated by the real Envoy; the live files are only written after that passed.
-    const check = file(
-      "check",
-      envoyPaths.check,
-      digests.apply((d) => renderValidationBootstrap(platform, d)),
-      {
-        validate: `sudo -n podman run --rm --network none -v "$candidate":/check.yaml:ro,Z ${shQuote(platform.images.envoy)} envoy --mode validate -c /check.yaml`,
-      },
-    );
+    // `envoy --mode validate` does not validate the contents of file-based LDS/CDS
+    // (envoyproxy/envoy#36289, #24663), so the same listeners and clusters are first
+    // assembled into a static bootstrap and validated by the real Envoy; the live
+    // files are only written after that passed.
+    // The L7 listeners read their credential files, so the check needs them too:
+    // mounted read-only without relabelling, which would take them from the live Envoy
+    // (its unit mounts /etc/envoy with a private SELinux label).
+    const credentialMount =
+      credentials.length > 0 ? `--security-opt label=disable -v ${L7_CREDENTIALS_DIR}:${L7_CREDENTIALS_DIR}:ro ` : "";
+    const check = file("check", envoyPaths.check, renderValidationBootstrap(platform), {
+      validate: `sudo -n podman run --rm --network none ${credentialMount}-v "$candidate":/check.yaml:ro,Z ${shQuote(platform.images.envoy)} envoy --mode validate -c /check.yaml`,
+      dependsOn: credentials,
+    });
     // Clusters before listeners: a listener must never name a cluster Envoy lacks.
     const clusters = file("cds", envoyPaths.clusters, renderClusters(platform), { dependsOn: [check.install] });
-    const listeners = file(
-      "lds",
-      envoyPaths.listeners,
-      digests.apply((d) => renderListeners(platform, d)),
-      { dependsOn: [clusters.install] },
-    );
+    const listeners = file("lds", envoyPaths.listeners, renderListeners(platform), { dependsOn: [clusters.install] });
     const bootstrap = file("bootstrap", envoyPaths.bootstrap, renderEnvoyBootstrap(platform), { dependsOn: [check.install] });
     const unit = file("unit", envoyPaths.unit, renderEnvoyContainerUnit(platform), {
       validate: quadletValidator("envoy.container"),

@@ -337,28 +337,28 @@ export function l7Name(service: Service): string {
  */
 export const L7_CREDENTIAL_HEADER = "x-edgeplane-l7-credential";
 
+/** Where Envoy reads the credential of an `l7` service's Caddy from (l7CredentialFile). */
+export const L7_CREDENTIALS_DIR = `${ENVOY_DIR}/l7-credentials`;
+
+export function l7CredentialPath(service: Service): string {
+  return `${L7_CREDENTIALS_DIR}/${service.name}.htpasswd`;
+}
+
 /**
- * What Envoy's basic_auth filter compares a credential with: htpasswd's `{SHA}` form,
- * base64 of SHA-1 of the key, the only form the filter takes
- * (envoy.extensions.filters.http.basic_auth.v3.BasicAuth, `users`). The key itself is
- * never in Envoy's config; it is long and random, so its hash gives nothing away.
+ * The content of l7CredentialPath: the one user Envoy's basic_auth filter lets in, in
+ * htpasswd's `{SHA}` form (base64 of SHA-1 of the key), the only form the filter takes
+ * (envoy.extensions.filters.http.basic_auth.v3.BasicAuth, `users`). The key itself
+ * never reaches Envoy; it is long and random, so its hash gives nothing away. The
+ * file is installed from the generated key at `up` (IngressHost), outside the
+ * rendered files, so those are fully known at preview.
  */
-export function l7KeyDigest(key: string): string {
-  return createHash("sha1").update(key).digest("base64");
+export function l7CredentialFile(service: Service, key: string): string {
+  return `${service.name}:{SHA}${createHash("sha1").update(key).digest("base64")}\n`;
 }
 
 /** The L7_CREDENTIAL_HEADER value of `service`'s Caddy: HTTP Basic credentials, user = the service. */
 export function l7Credential(service: Service, key: string): string {
   return `Basic ${Buffer.from(`${service.name}:${key}`).toString("base64")}`;
-}
-
-/** Per `l7` service (by name): l7KeyDigest of the key its Caddy presents. */
-export type L7Digests = Readonly<Record<string, string>>;
-
-function l7Digest(digests: L7Digests, service: Service): string {
-  const digest = digests[service.name];
-  if (digest === undefined) throw new Error(`internal: no L7 credential digest for service ${service.name}`);
-  return digest;
 }
 
 /**
@@ -373,7 +373,7 @@ function l7Digest(digests: L7Digests, service: Service): string {
  * keeps resetting. Retries happen only when no connection could be made, so a
  * request a backend has started is never replayed.
  */
-export function l7Listener(model: Model, service: Service & { l7: L7Settings }, digests: L7Digests): Obj {
+export function l7Listener(model: Model, service: Service & { l7: L7Settings }): Obj {
   const name = l7Name(service);
   const upstream = l7Upstream(model, service);
   const caddyHost = hostByName(model, service.host).tailnetIP;
@@ -417,7 +417,11 @@ export function l7Listener(model: Model, service: Service & { l7: L7Settings }, 
                 {
                   name: "envoy.filters.http.basic_auth",
                   typed_config: typed("envoy.extensions.filters.http.basic_auth.v3.BasicAuth", {
-                    users: { inline_string: `${service.name}:{SHA}${l7Digest(digests, service)}` },
+                    // A DataSource file is read when the listener is built: a changed
+                    // file takes effect at the next change of this listener (Envoy
+                    // does not watch it). The key is generated once per service and
+                    // never rotates by itself, so that is only after a manual rotation.
+                    users: { filename: l7CredentialPath(service) },
                     authentication_header: L7_CREDENTIAL_HEADER,
                   }),
                 },
@@ -562,17 +566,17 @@ const l7Services = (model: Model) => model.services.filter((s): s is Service & {
 
 /**
  * Every listener: :443 and :80 on IPv4, and on IPv6 too when the host has a public IPv6
- * address; one L7 listener per `l7` service, checking the credential whose digest
- * `digests` holds.
+ * address; one L7 listener per `l7` service, checking the credential in its
+ * l7CredentialPath.
  */
-export function listeners(model: Model, digests: L7Digests): Obj[] {
+export function listeners(model: Model): Obj[] {
   const out = [passthroughListener(model, "https_passthrough", "v4"), httpRedirectListener("http_redirect", "0.0.0.0")];
   if (ingressHost(model).publicIPv6) {
     // A separate listener per family, not one dual-stack socket: the IPv4 listener
     // must keep seeing plain IPv4 addresses, which its tailnet prefix ranges match.
     out.push(passthroughListener(model, "https_passthrough_v6", "v6"), httpRedirectListener("http_redirect_v6", "::"));
   }
-  return [...out, ...l7Services(model).map((s) => l7Listener(model, s, digests)), metricsListener(model)];
+  return [...out, ...l7Services(model).map((s) => l7Listener(model, s)), metricsListener(model)];
 }
 
 export function clusters(model: Model): Obj[] {
@@ -592,8 +596,8 @@ function serialize(what: string, doc: Obj): string {
 }
 
 /** /etc/envoy/lds.yaml: a DiscoveryResponse of every listener. */
-export function renderListeners(model: Model, digests: L7Digests): string {
-  return serialize(`listeners of ingress host ${ingressHost(model).name}`, { resources: listeners(model, digests) });
+export function renderListeners(model: Model): string {
+  return serialize(`listeners of ingress host ${ingressHost(model).name}`, { resources: listeners(model) });
 }
 
 /** /etc/envoy/cds.yaml: a DiscoveryResponse of every cluster. */
@@ -641,13 +645,13 @@ function overloadManager(model: Model): Obj {
  * The same listeners and clusters as a static bootstrap, for `envoy --mode validate`
  * on the host before the live files are replaced. Never run as a real config.
  */
-export function renderValidationBootstrap(model: Model, digests: L7Digests): string {
+export function renderValidationBootstrap(model: Model): string {
   const strip = (resources: Obj[]) => resources.map(({ "@type": _type, ...rest }) => rest);
   return serialize(`validation copy of the listeners and clusters of ingress host ${ingressHost(model).name}`, {
     node: { id: `${ingressHost(model).name}-check`, cluster: "edgeplane" },
     admin: admin(model),
     overload_manager: overloadManager(model),
-    static_resources: { listeners: strip(listeners(model, digests)), clusters: strip(clusters(model)) },
+    static_resources: { listeners: strip(listeners(model)), clusters: strip(clusters(model)) },
   });
 }
 

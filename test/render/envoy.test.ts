@@ -5,13 +5,13 @@ import YAML from "yaml";
 import {
   clusterName,
   l7Credential,
-  l7KeyDigest,
+  l7CredentialFile,
+  l7CredentialPath,
   L7_CREDENTIAL_HEADER,
   renderClusters,
   renderEnvoyBootstrap,
   renderListeners,
   renderValidationBootstrap,
-  type L7Digests,
 } from "../../components/ingress/render";
 import { renderEnvoyContainerUnit } from "../../components/ingress/renderUnit";
 import type { Model } from "../../model/types";
@@ -22,14 +22,12 @@ type Obj = Record<string, any>;
 
 /** The test's L7 keys: one per `l7` service, as IngressHost generates them. */
 const keyOf = (service: string) => `test-l7-key-of-${service}-0123456789abcdefghijklmnop`;
-const digestsOf = (m: Model): L7Digests =>
-  Object.fromEntries(m.services.filter((s) => s.l7).map((s) => [s.name, l7KeyDigest(keyOf(s.name))]));
 
 const renderers = {
   "envoy.yaml": renderEnvoyBootstrap,
-  "lds.yaml": (m: Model) => renderListeners(m, digestsOf(m)),
+  "lds.yaml": renderListeners,
   "cds.yaml": renderClusters,
-  "check.yaml": (m: Model) => renderValidationBootstrap(m, digestsOf(m)),
+  "check.yaml": renderValidationBootstrap,
 };
 
 describe("Envoy renderers: golden files", () => {
@@ -44,7 +42,7 @@ describe("Envoy renderers: golden files", () => {
   it("has no stale golden files", () => pruneGolden("envoy", written));
 });
 
-const lds = (m: Model): Obj[] => YAML.parse(renderListeners(m, digestsOf(m))).resources;
+const lds = (m: Model): Obj[] => YAML.parse(renderListeners(m)).resources;
 const cds = (m: Model): Obj[] => YAML.parse(renderClusters(m)).resources;
 const listener = (m: Model, name: string) => lds(m).find((l) => l.name === name)!;
 
@@ -302,10 +300,20 @@ describe("Envoy L7 for inference backends", () => {
   const cluster = () => cds(fleet).find((c) => c.name === "l7_vllm")!;
 
   /**
+   * The files on the ingress host that a DataSource `filename` can name: each `l7`
+   * service's credential file, with the content IngressHost installs there from that
+   * service's key.
+   */
+  const hostFiles = new Map(
+    fleet.services.filter((s) => s.l7).map((s) => [l7CredentialPath(s), l7CredentialFile(s, keyOf(s.name))]),
+  );
+
+  /**
    * Envoy's basic_auth filter on one request's headers (envoy source
-   * source/extensions/filters/http/basic_auth/basic_auth_filter.cc): the credential
-   * header must be `Basic base64(user:password)`, the user a line of `users`, and
-   * `{SHA}` + base64(SHA-1(password)) that line's hash.
+   * source/extensions/filters/http/basic_auth/basic_auth_filter.cc): `users` is read
+   * from its DataSource, one `user:hash` a line, empty lines and `#` comments skipped;
+   * the credential header must be `Basic base64(user:password)`, the user one of
+   * those, and `{SHA}` + base64(SHA-1(password)) that user's hash.
    */
   function basicAuthLetsIn(headers: Record<string, string>): boolean {
     const filter = hcm().http_filters.find((f: Obj) => f.name === "envoy.filters.http.basic_auth").typed_config;
@@ -313,9 +321,12 @@ describe("Envoy L7 for inference backends", () => {
     if (!value?.startsWith("Basic ")) return false;
     const decoded = Buffer.from(value.slice(6), "base64").toString();
     const [user, ...rest] = decoded.split(":");
+    const htpasswd = hostFiles.get(filter.users.filename);
+    assert.ok(htpasswd !== undefined, `users names ${filter.users.filename}, which nothing installs`);
     const users = new Map<string, string>(
-      String(filter.users.inline_string)
+      htpasswd
         .split("\n")
+        .filter((line) => line !== "" && !line.startsWith("#"))
         .map((line) => line.split(":") as [string, string]),
     );
     return users.get(user!) === `{SHA}${createHash("sha1").update(rest.join(":")).digest("base64")}`;
@@ -336,8 +347,11 @@ describe("Envoy L7 for inference backends", () => {
       assert.equal(basicAuthLetsIn(headers), false, JSON.stringify(headers));
     }
     assert.deepEqual(hcm().route_config.virtual_hosts[0].routes[0].request_headers_to_remove, [L7_CREDENTIAL_HEADER]);
-    // The key is nowhere in Envoy's files, only its digest.
-    for (const text of [renderListeners(fleet, digestsOf(fleet)), renderers["check.yaml"](fleet)]) {
+    // The key is nowhere in Envoy's files, not even its digest: that is in the
+    // credential file, installed from the key at `up`, so these are known at preview.
+    const digest = l7CredentialFile(vllm, keyOf("vllm")).split("{SHA}")[1]!.trim();
+    for (const text of [renderListeners(fleet), renderers["check.yaml"](fleet)]) {
+      assert.ok(!text.includes(digest));
       assert.ok(!text.includes(keyOf("vllm")));
       assert.ok(!text.includes(l7Credential(vllm, keyOf("vllm")).slice(6)));
     }
