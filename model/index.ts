@@ -40,10 +40,26 @@ export function keyPath(path: readonly (string | number)[]): string {
   return out;
 }
 
+/**
+ * Keys that cannot exist, by path: why, and what to do instead. Said in place of
+ * "unknown key", which would suggest a typo.
+ */
+const IMPOSSIBLE_KEYS: ReadonlyMap<string, string> = new Map([
+  [
+    "adopt.tokens",
+    "an existing API token cannot be adopted: Cloudflare returns a token's value only when it creates the token " +
+      "(https://developers.cloudflare.com/fundamentals/api/get-started/create-token/), so an imported token has no " +
+      "value to give the pod. Remove the entry and let edgeplane create a new token for the service; after the " +
+      "first `pulumi up`, delete the old token by hand (My Profile → API Tokens)",
+  ],
+]);
+
 function describeIssue(issue: ZodIssue): string[] {
   if (issue.code === "unrecognized_keys") {
     const known = knownKeysAt(issue.path);
     return issue.keys.map((k) => {
+      const why = IMPOSSIBLE_KEYS.get([...issue.path, k].join("."));
+      if (why) return `${keyPath([...issue.path, k])}: ${why}`;
       const guess = closestKey(k, known);
       return `${keyPath([...issue.path, k])}: unknown key${guess ? `; did you mean ${keyPath([...issue.path, guess])}?` : ""}`;
     });
@@ -245,10 +261,8 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
       );
     }
   }
-  for (const section of ["records", "tokens"] as const) {
-    for (const name of Object.keys(stack.adopt?.[section] ?? {})) {
-      if (!declaredServices.includes(name)) problems.push(`${keyPath(["adopt", section, name])}: unknown service "${name}"`);
-    }
+  for (const name of Object.keys(stack.adopt?.records ?? {})) {
+    if (!declaredServices.includes(name)) problems.push(`${keyPath(["adopt", "records", name])}: unknown service "${name}"`);
   }
   for (const [name, records] of Object.entries(stack.adopt?.records ?? {})) {
     const svc = stack.services[name];
@@ -258,9 +272,6 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
       );
     if (svc && records.AAAA && svc.exposure === "tailnet")
       problems.push(`${keyPath(["adopt", "records", name, "AAAA"])}: a tailnet service has only an A record`);
-  }
-  if (stack.adopt && Object.keys(stack.adopt.tokens).length > 0 && stack.tls.issuer !== "cloudflare-dns") {
-    problems.push(`${keyPath(["adopt", "tokens"])}: pods have no tokens unless tls.issuer is cloudflare-dns`);
   }
   if (stack.authentik) {
     const svcName = stack.authentik.service;
@@ -445,9 +456,7 @@ function normalize(stack: ParsedStack): Model {
         }
       : {}),
     // An empty `adopt` (Pulumi.yaml's default) adopts nothing: the same model as none.
-    ...(stack.adopt && (Object.keys(stack.adopt.records).length > 0 || Object.keys(stack.adopt.tokens).length > 0)
-      ? { adopt: { records: stack.adopt.records, tokens: stack.adopt.tokens } }
-      : {}),
+    ...(stack.adopt && Object.keys(stack.adopt.records).length > 0 ? { adopt: { records: stack.adopt.records } } : {}),
   };
 }
 

@@ -568,15 +568,11 @@ export const stackSchema = z
           .record(z.string(), z.record(z.enum(["A", "AAAA", "CNAME"]), hex32("must be a 32-character hex Cloudflare record ID")))
           .default({})
           .describe("Per service: record type (A, AAAA, CNAME) → ID of the existing Cloudflare record."),
-        tokens: z
-          .record(z.string(), hex32("must be a 32-character hex Cloudflare token ID"))
-          .default({})
-          .describe("Per service: ID of its existing DNS-01 API token."),
       })
       .strict()
       .optional()
       .describe(
-        "Existing Cloudflare objects to take over (Pulumi import) instead of creating; remove an entry once `pulumi up` adopted it.",
+        "Existing Cloudflare DNS records to take over (Pulumi import) instead of creating; remove an entry once `pulumi up` adopted it. Tokens cannot be adopted (Cloudflare never returns an existing token's value): edgeplane creates new ones.",
       ),
   })
   .strict();

@@ -177,7 +177,6 @@ export interface TailscaleSettings {
 /** Existing Cloudflare objects to import instead of create, by service name. */
 export interface Adoption {
   readonly records: Readonly<Record<string, Readonly<Partial<Record<"A" | "AAAA" | "CNAME", string>>>>>;
-  readonly tokens: Readonly<Record<string, string>>;
 }
 
 export interface EnvoySettings {

@@ -436,6 +436,13 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       ],
     ],
     [
+      "adopting a token, whose value Cloudflare never returns",
+      (c) => (c.adopt = { tokens: { grafana: "0123456789abcdef0123456789abcdef" } }),
+      [
+        "edgeplane:adopt.tokens: an existing API token cannot be adopted: Cloudflare returns a token's value only when it creates the token (https://developers.cloudflare.com/fundamentals/api/get-started/create-token/), so an imported token has no value to give the pod. Remove the entry and let edgeplane create a new token for the service; after the first `pulumi up`, delete the old token by hand (My Profile → API Tokens)",
+      ],
+    ],
+    [
       "adopted record ID that is not an ID",
       (c) => (c.adopt = { records: { grafana: { A: "rec-1" } } }),
       ["edgeplane:adopt.records.grafana.A: must be a 32-character hex Cloudflare record ID"],

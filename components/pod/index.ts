@@ -289,7 +289,8 @@ export class SidecarPod extends pulumi.ComponentResource {
         parent: this,
         // A rename would otherwise update the token in place and keep its value.
         replaceOnChanges: ["name"],
-        ...adoptOptions(platform.adopt?.tokens[service.name]),
+        // Never imported: Cloudflare returns a token's value only at creation, and the
+        // pod needs it (the config refuses edgeplane:adopt.tokens).
       },
     );
   }
