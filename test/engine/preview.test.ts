@@ -48,7 +48,9 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { RemoteFile } from ${from("components/remote/file")};
 import { DNS_WRITE, ZONE_READ } from ${from("policy/rules")};
-export * from ${from("index")};
+// The program is its module's \`export =\` (the entry point Pulumi awaits): pass it on.
+import program = require(${from("index")});
+export = program;
 
 const zoneId = new pulumi.Config("edgeplane").requireObject<{ zoneId: string }>("cloudflare").zoneId;
 const connection = { host: "127.0.0.1", user: "nobody" };
