@@ -244,6 +244,13 @@ Restart=always
 WantedBy=multi-user.target
 `;
 
+/**
+ * podman's overlay storage driver cannot stack on overlayfs (the machine's root), so
+ * the folders container storage lives in are plain directories bound in: rootful
+ * podman's, and the service users' homes (edgeplane puts them under /var/lib/edgeplane).
+ */
+const STORAGE_DIRS = ["/var/lib/containers", "/var/lib/edgeplane"];
+
 interface Machine {
   pid: number;
   leader: number;
@@ -314,7 +321,9 @@ async function startHost(p: HostParams): Promise<TestHost> {
   const publicAddress = `198.18.${p.slot}.${p.index + 1}`;
   const dir = path.join(p.work, p.name);
   const merged = path.join(dir, "merged");
-  for (const d of ["upper", "work", "merged"]) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  for (const d of ["upper", "work", "merged", ...STORAGE_DIRS.map((_, i) => `storage-${i}`)]) {
+    fs.mkdirSync(path.join(dir, d), { recursive: true });
+  }
   sh(`mount -t overlay overlay -o ${q(`lowerdir=${p.rootfs},upperdir=${dir}/upper,workdir=${dir}/work`)} ${q(merged)}`);
 
   // Network: a namespace of its own, one veth onto the run's bridge.
@@ -356,6 +365,10 @@ async function startHost(p: HostParams): Promise<TestHost> {
         "--keep-unit",
         "--console=read-only",
         `--network-namespace-path=/run/netns/${machine}`,
+        // Rootful podman (Envoy) attaches a BPF device filter to each container's cgroup.
+        ...STORAGE_DIRS.map((inHost, i) => `--bind=${dir}/storage-${i}:${inHost}`),
+        "--capability=CAP_BPF,CAP_NET_ADMIN",
+        "--system-call-filter=bpf",
       ],
       { env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" }, stdio: ["ignore", out, out], detached: true },
     );
@@ -437,6 +450,9 @@ function prepareRoot(root: string, name: string, publicKey: string, opts: StartO
 
   // The sandbox's part, never edgeplane's.
   write("etc/containers/containers.conf.d/zz-edgeplane-test-harness.conf", SANDBOX_CONTAINERS_CONF);
+  // nspawn creates /dev/net/tun for a machine with its own network, but 0600; pasta runs
+  // as the service user and needs it 0666, as a distribution's udev rules leave it.
+  write("etc/tmpfiles.d/zz-edgeplane-test-harness.conf", "z /dev/net/tun 0666 root root -\n");
   const wants = path.join(root, "etc/systemd/system/multi-user.target.wants");
   fs.mkdirSync(wants, { recursive: true });
   fs.symlinkSync("/usr/lib/systemd/system/network-online.target", path.join(wants, "network-online.target"));
