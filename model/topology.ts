@@ -23,12 +23,17 @@ export function colocatedWithIngress(model: Model, service: Service): boolean {
 }
 
 /**
- * The address the pod publishes Caddy's port on: loopback when Envoy runs on the same
- * host (nothing else can reach it), otherwise the pod host's tailnet address (Envoy
- * reaches it over the tailnet; the public interface never exposes it).
+ * The address the pod publishes Caddy's port on: its host's tailnet address, also when
+ * Envoy runs on the same host. Not loopback: pasta (which keeps a remote client's
+ * source address on published ports) presents a connection from the host's loopback
+ * as coming from the host's own primary address, which edgeplane cannot know (podman
+ * starts pasta with --no-map-gw; passt(1), "--map-host-loopback"), so no PROXY allow
+ * list could name Envoy there. A connection to the tailnet address keeps its source,
+ * the ingress's tailnet address, wherever Envoy runs. The tailnet policy lets only the
+ * ingress reach these ports.
  */
 export function caddyBindAddress(model: Model, service: Service): string {
-  return colocatedWithIngress(model, service) ? "127.0.0.1" : hostByName(model, service.host).tailnetIP;
+  return hostByName(model, service.host).tailnetIP;
 }
 
 /** Where the pod publishes its Caddy's metrics: the pod host's tailnet address, never a public one. */
@@ -43,13 +48,11 @@ export function envoyUpstream(model: Model, service: Service): { address: string
 
 /**
  * The only source address whose PROXY protocol header this pod's Caddy believes, as
- * seen inside the pod. Rootless podman 5 publishes pod ports through pasta, which keeps
- * the client's source address (REFERENCE.md §8); a connection that arrives on the
- * host's loopback is spliced and appears from 127.0.0.1. So: Envoy on the same host
- * connects from 127.0.0.1; Envoy on another host connects from its tailnet address.
+ * seen inside the pod: the ingress's tailnet address, from which Envoy connects to the
+ * pod's tailnet address on any host (see caddyBindAddress; pasta keeps the source).
  */
-export function envoySourceAddress(model: Model, service: Service): string {
-  return colocatedWithIngress(model, service) ? "127.0.0.1" : ingressHost(model).tailnetIP;
+export function envoySourceAddress(model: Model, _service: Service): string {
+  return ingressHost(model).tailnetIP;
 }
 
 /**

@@ -144,11 +144,11 @@ describe("Envoy config: what matters", () => {
     }
   });
 
-  it("reaches a pod on the ingress host on loopback and a remote pod at its host's tailnet address", () => {
+  it("reaches every pod at its host's tailnet address, on the ingress host too", () => {
     const endpoints = Object.fromEntries(
       cds(fleet).map((c) => [c.name, c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address]),
     );
-    assert.deepEqual(endpoints.caddy_grafana, { address: "127.0.0.1", port_value: 10443 });
+    assert.deepEqual(endpoints.caddy_grafana, { address: "100.64.0.1", port_value: 10443 });
     assert.deepEqual(endpoints.caddy_vllm, { address: "100.64.0.2", port_value: 10450 });
   });
 

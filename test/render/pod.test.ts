@@ -109,7 +109,9 @@ describe("pod renderers: what matters", () => {
       }
       const host = model.hosts.find((h) => h.name === svc.host);
       assert.ok(host);
-      const bind = host.ingress ? "127.0.0.1" : host.tailnetIP;
+      // The host's tailnet address even on the ingress host: pasta would present a loopback
+      // connection from an address no allow list can know.
+      const bind = host.tailnetIP;
       const pod = sectionLines(fileNamed(files, `${svc.name}.pod`).content, "Pod");
       assert.deepEqual(
         pod.filter((l) => l.startsWith("PublishPort=")),
@@ -125,7 +127,7 @@ describe("pod renderers: what matters", () => {
     it(`${label}: PROXY protocol is believed only from Envoy's source address`, () => {
       const ingress = model.hosts.find((h) => h.ingress);
       assert.ok(ingress);
-      const envoySource = svc.host === ingress.name ? "127.0.0.1" : ingress.tailnetIP;
+      const envoySource = ingress.tailnetIP;
       const lines = caddyLines(fileNamed(files, "Caddyfile").content);
       const start = lines.indexOf("proxy_protocol {");
       assert.ok(start >= 0, "has a proxy_protocol listener wrapper");

@@ -14,7 +14,13 @@
  *      decision (`setDecision`);
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
-import { caddyBindAddress, envoySourceAddress, l7Upstream, metricsBindAddress } from "../../../model/topology";
+import {
+  caddyBindAddress,
+  colocatedWithIngress,
+  envoySourceAddress,
+  l7Upstream,
+  metricsBindAddress,
+} from "../../../model/topology";
 import { L7_CREDENTIAL_HEADER } from "../../ingress/render";
 import { L7_CREDENTIAL_ENV } from "./names";
 import type { Model, Service } from "../../../model/types";
@@ -98,13 +104,12 @@ function authentikTargetFor(model: Model, service: Service, options: CaddyfileOp
  */
 function proxyProtocol(model: Model, service: Service): Directive {
   const source = envoySourceAddress(model, service);
-  const why =
-    source === "127.0.0.1"
-      ? "Envoy runs on this host and reaches the pod on loopback, which pasta splices in as 127.0.0.1."
-      : `Envoy runs on another host and reaches the pod over the tailnet; pasta keeps its source address, ${source}.`;
+  const why = colocatedWithIngress(model, service)
+    ? `Envoy runs on this host and connects to its tailnet address; pasta keeps that source address, ${source}.`
+    : `Envoy runs on another host and reaches the pod over the tailnet; pasta keeps its source address, ${source}.`;
   return directive("listener_wrappers", [
     ...comment(
-      "PROXY v2 headers are believed only from Envoy, as seen inside the pod (REFERENCE.md §8):",
+      "PROXY v2 headers are believed only from Envoy, as seen inside the pod:",
       why,
       "A header from any other source is refused (fallback_policy reject), never believed.",
     ),
