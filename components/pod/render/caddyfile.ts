@@ -76,6 +76,15 @@ interface AuthentikTarget {
   readonly fqdn: string;
   /** The address dialled: the FQDN itself unless a test points it elsewhere. */
   readonly dial: string;
+  /**
+   * Whether Authentik's certificate can be verified. Not with `tls.issuer: internal`:
+   * every pod's Caddy then has its own local CA, which no other pod knows, and forward
+   * auth would fail with "x509: certificate signed by unknown authority". Those stacks
+   * (offline, test) skip the check on this one hop, which goes only to Envoy on the
+   * ingress's tailnet address (the pod's added host). Publicly trusted certificates are
+   * always verified.
+   */
+  readonly verify: boolean;
 }
 
 /** The service that runs Authentik, when the stack has one. */
@@ -92,7 +101,7 @@ function authentikTargetFor(model: Model, service: Service, options: CaddyfileOp
   if (!service.auth) return undefined;
   const authentik = authentikService(model);
   if (!authentik) throw new Error(`internal: service ${service.name} has auth but the model has no authentik service`);
-  return { fqdn: authentik.fqdn, dial: options.authentikDial ?? authentik.fqdn };
+  return { fqdn: authentik.fqdn, dial: options.authentikDial ?? authentik.fqdn, verify: model.tls.issuer !== "internal" };
 }
 
 /**
@@ -446,7 +455,18 @@ function toAuthentik(service: Service, target: AuthentikTarget): Directive[] {
   return [
     directive(["header_up", "Host", target.fqdn]),
     forwardedHost(service),
-    directive(["transport", "http"], [directive(["tls_server_name", target.fqdn])]),
+    directive(
+      ["transport", "http"],
+      [
+        directive(["tls_server_name", target.fqdn]),
+        ...(target.verify
+          ? []
+          : [
+              ...comment("tls.issuer internal: Authentik's certificate comes from its own pod's local CA, unknown here."),
+              directive("tls_insecure_skip_verify"),
+            ]),
+      ],
+    ),
   ];
 }
 
