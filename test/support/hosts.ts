@@ -5,10 +5,12 @@
  * scripts/build-test-host.sh caches, on its own network namespace.
  *
  * Network, per run ("slot" N, so runs side by side never share names or addresses):
- * a bridge `epbN` in this machine's root namespace holds 100.77.N.254 and
- * 198.18.N.254; each host is a namespace `epN-<name>` with a veth on that bridge and
- * the addresses 100.77.N.<i+1> (its tailnet and SSH address) and 198.18.N.<i+1> (its
- * "public" address). Nothing is routed anywhere else.
+ * each host is a namespace `epN-<name>` with two interfaces, as a real host has:
+ * `eth0` with its "public" address 198.18.N.<i+1> and the default route, on bridge
+ * `epbN` (198.18.N.254 in this machine's root namespace), and `tailscale0` with its
+ * tailnet (and SSH) address 100.77.N.<i+1>, on bridge `eptN` (100.77.N.254). Keeping
+ * the tailnet address off the default-route interface matters: pasta copies that
+ * interface's address into each pod. Nothing is routed anywhere else.
  *
  * What each host gets before it boots, besides its copy of the root filesystem:
  *  - what the README's "Using it for real" asks an operator to prepare: a `deploy`
@@ -172,10 +174,10 @@ function cleanSlot(slot: number): void {
     const name = ns.split(" ")[0] ?? "";
     if (name.startsWith(prefix(slot))) sh(`ip netns del ${q(name)}`, { allowFail: true });
   }
-  sh(`ip link del epb${slot} 2>/dev/null`, { allowFail: true });
+  sh(`ip link del epb${slot} 2>/dev/null; ip link del ept${slot} 2>/dev/null`, { allowFail: true });
   for (const link of sh("ip -o link show", { allowFail: true }).split("\n")) {
     const name = link.split(": ")[1]?.split("@")[0] ?? "";
-    if (name.startsWith(`ep${slot}h`)) sh(`ip link del ${q(name)}`, { allowFail: true });
+    if (name.startsWith(`ep${slot}h`) || name.startsWith(`ep${slot}t`)) sh(`ip link del ${q(name)}`, { allowFail: true });
   }
   fs.rmSync(work, { recursive: true, force: true });
   fs.rmSync(dir, { recursive: true, force: true });
@@ -279,10 +281,11 @@ export async function startHosts(names: readonly string[], opts: StartOptions = 
   const hosts: Record<string, TestHost> = {};
   try {
     const bridge = `epb${slot}`;
+    const tailnetBridge = `ept${slot}`;
     const gateway = `100.77.${slot}.254`;
     sh(
-      `ip link add ${bridge} type bridge && ip addr add ${gateway}/24 dev ${bridge} && ` +
-        `ip addr add 198.18.${slot}.254/24 dev ${bridge} && ip link set ${bridge} up`,
+      `ip link add ${bridge} type bridge && ip addr add 198.18.${slot}.254/24 dev ${bridge} && ip link set ${bridge} up && ` +
+        `ip link add ${tailnetBridge} type bridge && ip addr add ${gateway}/24 dev ${tailnetBridge} && ip link set ${tailnetBridge} up`,
     );
     const keyDir = path.join(work, "ssh");
     fs.mkdirSync(keyDir, { recursive: true });
@@ -292,7 +295,7 @@ export async function startHosts(names: readonly string[], opts: StartOptions = 
 
     await Promise.all(
       names.map(async (name, i) => {
-        hosts[name] = await startHost({ name, index: i, slot, rootfs, work, runDir, bridge, gateway, publicKey, opts });
+        hosts[name] = await startHost({ name, index: i, slot, rootfs, work, runDir, bridge, tailnetBridge, publicKey, opts });
       }),
     );
     return { hosts, privateKey, user: DEPLOY_USER, gateway, stop: stopAll };
@@ -310,7 +313,7 @@ interface HostParams {
   work: string;
   runDir: string;
   bridge: string;
-  gateway: string;
+  tailnetBridge: string;
   publicKey: string;
   opts: StartOptions;
 }
@@ -326,19 +329,23 @@ async function startHost(p: HostParams): Promise<TestHost> {
   }
   sh(`mount -t overlay overlay -o ${q(`lowerdir=${p.rootfs},upperdir=${dir}/upper,workdir=${dir}/work`)} ${q(merged)}`);
 
-  // Network: a namespace of its own, one veth onto the run's bridge.
+  // Network: a namespace of its own, a veth onto each of the run's bridges.
   const hostSide = `ep${p.slot}h${p.index}`;
+  const tailnetSide = `ep${p.slot}t${p.index}`;
   sh(
     [
       `ip netns add ${machine}`,
       `ip link add ${hostSide} type veth peer name eth0 netns ${machine}`,
       `ip link set ${hostSide} master ${p.bridge} up`,
+      `ip link add ${tailnetSide} type veth peer name tailscale0 netns ${machine}`,
+      `ip link set ${tailnetSide} master ${p.tailnetBridge} up`,
       `ip -n ${machine} link set lo up`,
       `ip -n ${machine} link set eth0 up`,
-      `ip -n ${machine} addr add ${address}/24 dev eth0`,
+      `ip -n ${machine} link set tailscale0 up`,
       `ip -n ${machine} addr add ${publicAddress}/24 dev eth0`,
+      `ip -n ${machine} addr add ${address}/24 dev tailscale0`,
       // pasta needs a default route to pick the interface it copies.
-      `ip -n ${machine} route add default via ${p.gateway}`,
+      `ip -n ${machine} route add default via 198.18.${p.slot}.254`,
     ].join(" && "),
   );
 
@@ -421,6 +428,7 @@ async function startHost(p: HostParams): Promise<TestHost> {
       sh(`umount ${q(merged)} || umount -l ${q(merged)}`, { allowFail: true });
       sh(`ip netns del ${machine}`, { allowFail: true });
       sh(`ip link del ${hostSide}`, { allowFail: true });
+      sh(`ip link del ${tailnetSide}`, { allowFail: true });
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -453,6 +461,9 @@ function prepareRoot(root: string, name: string, publicKey: string, opts: StartO
   // nspawn creates /dev/net/tun for a machine with its own network, but 0600; pasta runs
   // as the service user and needs it 0666, as a distribution's udev rules leave it.
   write("etc/tmpfiles.d/zz-edgeplane-test-harness.conf", "z /dev/net/tun 0666 root root -\n");
+  // Under nspawn here every user manager (even one without units) hangs on shutdown
+  // until its 120 s stop timeout; a reboot should not take minutes.
+  write("etc/systemd/system/user@.service.d/zz-edgeplane-test-harness.conf", "[Service]\nTimeoutStopSec=20s\n");
   const wants = path.join(root, "etc/systemd/system/multi-user.target.wants");
   fs.mkdirSync(wants, { recursive: true });
   fs.symlinkSync("/usr/lib/systemd/system/network-online.target", path.join(wants, "network-online.target"));
