@@ -4,6 +4,7 @@
 #   envoy-validate  Envoy's v3 API types and validation rules (tools/cmd/envoy-validate)
 #   quadlet         podman's Quadlet generator (tools/quadlet)
 #   actionlint      the GitHub Actions workflow linter (tools/actionlint)
+#   caddy-plain     Caddy without the DNS module (the end-to-end tests' broken Caddy image)
 #   test-standin    the end-to-end tests' echo app, Authentik outpost and Envoy stand-ins
 #   test-registry   the image registry of the end-to-end tests' throwaway hosts
 # Everything comes from the Go module proxy at the versions pinned in the go.sum
@@ -85,6 +86,7 @@ build caddy "about 5 min" tools ./cmd/caddy tools/go.mod tools/go.sum tools/cmd/
 build envoy-validate "about 3 min" tools ./cmd/envoy-validate tools/go.mod tools/go.sum tools/cmd/envoy-validate
 build quadlet "under 30 s" tools/quadlet github.com/containers/podman/v5/cmd/quadlet tools/quadlet/go.mod tools/quadlet/go.sum
 build actionlint "under 30 s" tools/actionlint github.com/rhysd/actionlint/cmd/actionlint tools/actionlint/go.mod tools/actionlint/go.sum
+build caddy-plain "about a minute" tools github.com/caddyserver/caddy/v2/cmd/caddy tools/go.mod tools/go.sum
 build test-standin "under 30 s" tools ./cmd/test-standin tools/go.mod tools/go.sum tools/cmd/test-standin
 build test-registry "under 30 s" tools ./cmd/test-registry tools/go.mod tools/go.sum tools/cmd/test-registry
 if [ "$built" -gt 0 ]; then

@@ -540,6 +540,8 @@ function nsExec(leader: number, command: string, opts: { input?: string; timeout
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
+    // The process may exit before reading its input.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }

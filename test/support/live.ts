@@ -144,6 +144,8 @@ export function proxyV2Header(src: { ip: string; port: number }, dst: { ip: stri
 
 export interface ClientOptions {
   readonly port: number;
+  /** Address to connect to (default 127.0.0.1). */
+  readonly host?: string;
   readonly servername: string;
   readonly ca?: string;
   /** Local address to connect from (another loopback address plays "not Envoy"). */
@@ -163,8 +165,12 @@ export interface Response {
 /** A connection as Envoy opens it: the PROXY header (if any), then TLS with SNI and `alpn`. */
 function envoyConnection(opts: ClientOptions, alpn: string): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const raw = net.connect({ host: "127.0.0.1", port: opts.port, ...(opts.from ? { localAddress: opts.from } : {}) });
-    raw.once("error", reject);
+    const raw = net.connect({
+      host: opts.host ?? "127.0.0.1",
+      port: opts.port,
+      ...(opts.from ? { localAddress: opts.from } : {}),
+    });
+    raw.on("error", reject);
     raw.once("connect", () => {
       if (opts.proxyHeader) raw.write(opts.proxyHeader);
       const socket = tls.connect({
@@ -173,7 +179,7 @@ function envoyConnection(opts: ClientOptions, alpn: string): Promise<tls.TLSSock
         ALPNProtocols: [alpn],
         ...(opts.ca ? { ca: opts.ca } : {}),
       });
-      socket.once("error", reject);
+      socket.on("error", reject);
       socket.once("secureConnect", () => resolve(socket));
     });
   });

@@ -9,6 +9,8 @@
  *  - echo:    an app that answers with what it received (tools/cmd/test-standin echo);
  *  - outpost: a stand-in for Authentik's embedded outpost, with an `ak` that answers
  *             edgeplane's blueprint checks (test-standin outpost, ak);
+ *  - caddy without the DNS module (Caddy's own cmd/caddy), for a change the host's
+ *             `caddy validate` must refuse;
  *  - envoy:   `envoy --mode validate` runs Envoy's schema checks (envoy-validate);
  *             `envoy -c …` idles: Envoy's data plane is not run.
  */
@@ -18,6 +20,7 @@ export const REGISTRY = "localhost:5000";
 
 export const IMAGES = {
   caddy: `${REGISTRY}/edgeplane-caddy:test`,
+  caddyWithoutDns: `${REGISTRY}/edgeplane-caddy:no-dns`,
   envoy: `${REGISTRY}/edgeplane-envoy:test`,
   echo: `${REGISTRY}/edgeplane-echo:test`,
   /** The same app under another tag: an image change in the config. */
@@ -28,25 +31,27 @@ export const IMAGES = {
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const tmp = { path: "tmp", dir: true as const, mode: 0o1777 };
 
-export function testImages(tools: { caddy: string; standin: string; envoyValidate: string }): ImageSpec[] {
-  return [
-    {
-      name: "edgeplane-caddy",
-      tags: ["test"],
-      config: {
-        Env: [PATH, "XDG_CONFIG_HOME=/config", "XDG_DATA_HOME=/data"],
-        Cmd: ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
-        WorkingDir: "/srv",
-      },
-      files: [
-        { path: "usr/bin/caddy", source: tools.caddy, mode: 0o755 },
-        { path: "config", dir: true, mode: 0o755 },
-        { path: "data", dir: true, mode: 0o755 },
-        { path: "etc/caddy", dir: true, mode: 0o755 },
-        { path: "srv", dir: true, mode: 0o755 },
-        tmp,
-      ],
+export function testImages(tools: { caddy: string; caddyPlain: string; standin: string; envoyValidate: string }): ImageSpec[] {
+  const caddy = (tag: string, binary: string): ImageSpec => ({
+    name: "edgeplane-caddy",
+    tags: [tag],
+    config: {
+      Env: [PATH, "XDG_CONFIG_HOME=/config", "XDG_DATA_HOME=/data"],
+      Cmd: ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
+      WorkingDir: "/srv",
     },
+    files: [
+      { path: "usr/bin/caddy", source: binary, mode: 0o755 },
+      { path: "config", dir: true, mode: 0o755 },
+      { path: "data", dir: true, mode: 0o755 },
+      { path: "etc/caddy", dir: true, mode: 0o755 },
+      { path: "srv", dir: true, mode: 0o755 },
+      tmp,
+    ],
+  });
+  return [
+    caddy("test", tools.caddy),
+    caddy("no-dns", tools.caddyPlain),
     {
       name: "edgeplane-echo",
       tags: ["test", "v2"],

@@ -16,6 +16,7 @@ export const TOOLS = {
   "envoy-validate": "tools/cmd/envoy-validate: Envoy's v3 API types and validation rules",
   quadlet: "tools/quadlet: podman's Quadlet generator",
   actionlint: "tools/actionlint: the GitHub Actions workflow linter",
+  "caddy-plain": "Caddy's own cmd/caddy, without the caddy-dns/cloudflare module",
   "test-standin": "tools/cmd/test-standin: the end-to-end tests' echo app, outpost and Envoy stand-ins",
   "test-registry": "tools/cmd/test-registry: the end-to-end tests' image registry",
 } as const;

@@ -149,9 +149,8 @@ func serveSNI(c net.Conn, routes []Route) {
 	if r.ProxyV2 {
 		up.Write(proxyV2(src, dst))
 	}
-	buffered, _ := br.Peek(br.Buffered())
-	up.Write(buffered)
-	pipe(readerConn{c, io.MultiReader(br, c)}, up)
+	// The reader still holds the ClientHello it peeked at.
+	pipe(readerConn{c, br}, up)
 }
 
 type readerConn struct {
