@@ -1,0 +1,175 @@
+/**
+ * Pieces of the end-to-end test (test/e2e/stack.test.ts) that are not assertions:
+ * prerequisites, the stack config for the harness's hosts, Envoy's routes as the
+ * rendered LDS/CDS describe them, and connections made from inside a host's network
+ * namespace (where Envoy sits) with tools/cmd/test-standin.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import YAML from "yaml";
+import type { TestHost, TestHosts } from "./hosts";
+import { missingPrerequisites } from "./hosts";
+import { pulumiMissing } from "./pulumi-project";
+import { IMAGES } from "./test-images";
+import { toolPath, type ToolName } from "./tools";
+
+export const DOMAIN = "e2e.example.org";
+export const ZONE_ID = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
+
+/** Everything missing for the end-to-end tests; empty when they can run. */
+export function e2eMissing(): string[] {
+  const missing = missingPrerequisites();
+  for (const tool of ["caddy", "caddy-plain", "envoy-validate", "test-standin", "test-registry"] as ToolName[]) {
+    if (!toolPath(tool)) missing.push(`${tool}: run bash scripts/build-tools.sh`);
+  }
+  const pulumi = pulumiMissing();
+  if (pulumi) missing.push(pulumi);
+  return missing;
+}
+
+export interface ServiceSpec {
+  host: string;
+  image: string;
+  port: number;
+  caddyPort: number;
+  exposure?: "public" | "tailnet";
+  auth?: { groups: string[] };
+  publicPaths?: string[];
+  env?: Record<string, string>;
+  secrets?: string[];
+}
+
+/** The stack: ingress host `edge` plus `app`; a public, a protected, a tailnet-only service, and Authentik's stand-in. */
+export function e2eServices(): Record<string, ServiceSpec> {
+  return {
+    web: { host: "app", image: IMAGES.echo, port: 8080, caddyPort: 10443, secrets: ["APP_SECRET"] },
+    docs: {
+      host: "edge",
+      image: IMAGES.echo,
+      port: 8080,
+      caddyPort: 10444,
+      auth: { groups: ["admins"] },
+      publicPaths: ["/health"],
+    },
+    intra: { host: "app", image: IMAGES.echo, port: 8080, caddyPort: 10445, exposure: "tailnet" },
+    authentik: { host: "edge", image: IMAGES.outpost, port: 9000, caddyPort: 10446 },
+  };
+}
+
+export function e2eConfig(
+  hosts: TestHosts,
+  cloudflareBaseUrl: string,
+  services: Record<string, ServiceSpec> = e2eServices(),
+  overrides: { caddy?: string; issuer?: "internal" | "cloudflare-dns" } = {},
+): Record<string, unknown> {
+  const host = (h: TestHost, ingress: boolean) => ({
+    ...(ingress ? { ingress: true, publicIPv4: h.publicAddress } : {}),
+    tailnetIP: h.address,
+    ssh: { host: h.address, user: hosts.user },
+  });
+  return {
+    "cloudflare:baseUrl": cloudflareBaseUrl,
+    "edgeplane:domain": DOMAIN,
+    "edgeplane:cloudflare": { zoneId: ZONE_ID },
+    "edgeplane:tls": { issuer: overrides.issuer ?? "internal" },
+    "edgeplane:images": { caddy: overrides.caddy ?? IMAGES.caddy, envoy: IMAGES.envoy },
+    "edgeplane:hosts": { edge: host(hosts.hosts.edge!, true), app: host(hosts.hosts.app!, false) },
+    "edgeplane:services": services,
+    "edgeplane:authentik": { service: "authentik" },
+  };
+}
+
+/** One :443 filter chain of the rendered listeners, with its cluster's endpoint. */
+export interface Route {
+  name: string;
+  serverNames: string[];
+  destinations: string[];
+  sources: string[];
+  upstream: string;
+  proxyProtocol: boolean;
+}
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The IPv4 :443 listener's chains, from /etc/envoy/lds.yaml and cds.yaml as installed. */
+export function routesFrom(lds: string, cds: string): Route[] {
+  const clusters = new Map<string, Obj>(((YAML.parse(cds) as Obj).resources as Obj[]).map((c) => [c.name as string, c]));
+  const listener = ((YAML.parse(lds) as Obj).resources as Obj[]).find(
+    (l) => l.address?.socket_address?.port_value === 443 && l.address.socket_address.address === "0.0.0.0",
+  );
+  if (!listener) throw new Error("no IPv4 :443 listener in lds.yaml");
+  const prefixes = (ranges: Obj[] | undefined) => (ranges ?? []).map((r) => `${r.address_prefix}/${r.prefix_len}`);
+  return (listener.filter_chains as Obj[]).map((chain) => {
+    const proxy = (chain.filters as Obj[]).find((f) => f.name === "envoy.filters.network.tcp_proxy");
+    const cluster = clusters.get(proxy?.typed_config?.cluster);
+    if (!cluster) throw new Error(`chain ${chain.name}: no cluster`);
+    const address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+    return {
+      name: chain.name,
+      serverNames: chain.filter_chain_match?.server_names ?? [],
+      destinations: prefixes(chain.filter_chain_match?.prefix_ranges),
+      sources: prefixes(chain.filter_chain_match?.source_prefix_ranges),
+      upstream: `${address.address}:${address.port_value}`,
+      proxyProtocol: cluster.transport_socket?.name === "envoy.transport_sockets.upstream_proxy_protocol",
+    };
+  });
+}
+
+/** A test-standin process run in a host's network namespace, stopped by stop(). */
+export interface Helper {
+  stop(): void;
+}
+
+function startInNetns(host: TestHost, args: string[]): Promise<Helper & { proc: ChildProcess }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn("nsenter", [`--net=/run/netns/${host.netns}`, "--", toolPath("test-standin")!, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    proc.stderr.on("data", (d) => (err += d));
+    proc.stdout.once("data", () => resolve({ proc, stop: () => proc.kill() }));
+    proc.once("exit", (code) => reject(new Error(`test-standin ${args[0]} exited ${code}: ${err}`)));
+  });
+}
+
+/**
+ * A unix socket on this machine whose connections are opened to `target` from inside
+ * `host`'s network namespace: the test speaks through it as Envoy on that host would.
+ */
+export async function forwarder(host: TestHost, dir: string, target: string): Promise<Helper & { port: number }> {
+  const socket = path.join(dir, `fwd-${host.name}-${target.replace(/[^0-9a-z]/gi, "_")}.sock`);
+  const helper = await startInNetns(host, ["forward", socket, target]);
+  // A loopback port in front of the socket, so clients speak TLS over TCP as usual.
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ path: socket });
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return { port, stop: () => (server.close(), helper.stop(), fs.rmSync(socket, { force: true })) };
+}
+
+/** The Envoy stand-in for the pods' own calls through the ingress (see tools/cmd/test-standin/net.go). */
+export async function sniRouter(host: TestHost, dir: string, routes: Route[]): Promise<Helper> {
+  const file = path.join(dir, "routes.json");
+  fs.writeFileSync(file, JSON.stringify(routes));
+  return startInNetns(host, ["sni", file, "0.0.0.0:443"]);
+}
+
+/** Which of `addresses` (host:port) accept a TCP connection from inside `host`'s namespace. */
+export async function openPorts(host: TestHost, addresses: string[]): Promise<string[]> {
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn("nsenter", [`--net=/run/netns/${host.netns}`, "--", toolPath("test-standin")!, "probe", ...addresses]);
+    let s = "";
+    p.stdout.on("data", (d) => (s += d));
+    p.once("exit", (code) => (code === 0 ? resolve(s) : reject(new Error(`probe exited ${code}`))));
+  });
+  return out
+    .split("\n")
+    .filter((l) => l.endsWith(" open"))
+    .map((l) => l.split(" ")[0]!);
+}
