@@ -67,7 +67,7 @@ export function e2eConfig(
   const host = (h: TestHost, ingress: boolean) => ({
     ...(ingress ? { ingress: true, publicIPv4: h.publicAddress } : {}),
     tailnetIP: h.address,
-    ssh: { host: h.address, user: hosts.user },
+    ssh: { host: h.address, user: hosts.user, hostKey: h.hostKey },
   });
   return {
     "cloudflare:baseUrl": cloudflareBaseUrl,
