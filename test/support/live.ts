@@ -51,7 +51,8 @@ export interface RunningCaddy {
 
 /**
  * Starts Caddy with a rendered Caddyfile. Only what differs between a pod and this
- * machine is changed, in the global options: the HTTPS port (the pod maps Caddy's 443
+ * machine is changed, in the global options: Envoy's address in the PROXY allow list
+ * (the ingress's tailnet address there, loopback here), the HTTPS port (the pod maps Caddy's 443
  * to caddyPort; here Caddy listens on a free loopback port itself, and the `servers`
  * options for :443 follow it), the metrics site's port (a free one), the admin socket
  * (in the container's own /run there; in this test's folder here, so tests running
@@ -69,9 +70,14 @@ export async function startCaddy(caddy: string, caddyfile: string, env: Record<s
       .replace(/^\{\n/m, `{\n\thttps_port ${port}\n\tskip_install_trust\n`)
       .replace(/^\tadmin unix\/\S+$/m, `\tadmin ${adminAddress}`)
       .replace(/^\tservers :443 \{$/m, `\tservers :${port} {`)
-      .replace(/^http:\/\/:\d+ \{$/m, `http://127.0.0.1:${metricsPort} {`);
+      .replace(/^http:\/\/:\d+ \{$/m, `http://127.0.0.1:${metricsPort} {`)
+      // Envoy reaches a pod from the ingress's tailnet address; here it is this machine's loopback.
+      .replace(/(proxy_protocol \{[^}]*?\n\t+allow )\S+\/32\n/, "$1127.0.0.1/32\n");
     if (!adapted.includes(`https_port ${port}`) || !adapted.includes(adminAddress)) {
       throw new Error("rendered Caddyfile has no global options block with a unix admin socket");
+    }
+    if (!/proxy_protocol \{[^}]*?\n\t+allow 127\.0\.0\.1\/32\n/.test(adapted)) {
+      throw new Error("rendered Caddyfile has no PROXY protocol allow list");
     }
     fs.writeFileSync(file, adapted);
   };
