@@ -87,6 +87,7 @@ export interface Route {
   serverNames: string[];
   destinations: string[];
   sources: string[];
+  /** host:port of the cluster's endpoint; empty for a chain that only closes the connection. */
   upstream: string;
   proxyProtocol: boolean;
 }
@@ -102,15 +103,21 @@ export function routesFrom(lds: string, cds: string): Route[] {
   if (!listener) throw new Error("no IPv4 :443 listener in lds.yaml");
   const prefixes = (ranges: Obj[] | undefined) => (ranges ?? []).map((r) => `${r.address_prefix}/${r.prefix_len}`);
   return (listener.filter_chains as Obj[]).map((chain) => {
-    const proxy = (chain.filters as Obj[]).find((f) => f.name === "envoy.filters.network.tcp_proxy");
-    const cluster = clusters.get(proxy?.typed_config?.cluster);
-    if (!cluster) throw new Error(`chain ${chain.name}: no cluster`);
-    const address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
-    return {
-      name: chain.name,
+    const filters = chain.filters as Obj[];
+    const match = {
+      name: chain.name as string,
       serverNames: chain.filter_chain_match?.server_names ?? [],
       destinations: prefixes(chain.filter_chain_match?.prefix_ranges),
       sources: prefixes(chain.filter_chain_match?.source_prefix_ranges),
+    };
+    const proxy = filters.find((f) => f.name === "envoy.filters.network.tcp_proxy");
+    // A chain without a proxy (an RBAC filter that denies all) closes the connection.
+    if (!proxy) return { ...match, upstream: "", proxyProtocol: false };
+    const cluster = clusters.get(proxy.typed_config?.cluster);
+    if (!cluster) throw new Error(`chain ${chain.name}: no cluster`);
+    const address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+    return {
+      ...match,
       upstream: `${address.address}:${address.port_value}`,
       proxyProtocol: cluster.transport_socket?.name === "envoy.transport_sockets.upstream_proxy_protocol",
     };

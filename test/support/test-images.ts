@@ -3,8 +3,8 @@
  * (tools/cmd/test-registry on 127.0.0.1:5000) since no public registry is reachable.
  * Each is one layer of static binaries from the tools cache (scripts/build-tools.sh):
  *
- *  - caddy:   the Caddy the other tests run (tools/cmd/caddy: Caddy with the
- *             caddy-dns/cloudflare module), laid out like the production image
+ *  - caddy:   the Caddy the other tests run (tools/cmd/caddy: Caddy at the version in
+ *             tools/go.mod with the caddy-dns/cloudflare module), laid out like the production image
  *             (/usr/bin/caddy, XDG dirs /config and /data);
  *  - echo:    an app that answers with what it received (tools/cmd/test-standin echo);
  *  - outpost: a stand-in for Authentik's embedded outpost, with an `ak` that answers

@@ -137,8 +137,8 @@ func serveSNI(c net.Conn, routes []Route) {
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	dst := c.LocalAddr().(*net.TCPAddr).AddrPort()
 	r := pick(routes, name, src.Addr().Unmap(), dst.Addr().Unmap())
-	if r == nil {
-		fmt.Fprintf(os.Stderr, "sni: no chain for %q from %s to %s: closed\n", name, src, dst)
+	if r == nil || r.Upstream == "" {
+		fmt.Fprintf(os.Stderr, "sni: no open chain for %q from %s to %s: closed\n", name, src, dst)
 		return
 	}
 	up, err := net.DialTimeout("tcp", r.Upstream, 5*time.Second)
