@@ -12,7 +12,8 @@
 //	ak       `ak shell -c CODE` as edgeplane calls it in the Authentik container: the
 //	         blueprint dry run reads the candidate on stdin and checks it is non-empty
 //	         YAML-ish text; the apply checks the installed file is readable under
-//	         /blueprints with the hash edgeplane names. Authentik's importer is not run.
+//	         /blueprints with the hash edgeplane names; the removal of an application
+//	         succeeds (nothing is kept). Authentik's importer is not run.
 //	envoy    `envoy --mode validate -c FILE` runs envoy-validate (Envoy's own schema
 //	         checks, tools/cmd/envoy-validate) on FILE; any other invocation idles
 //	         until SIGTERM: Envoy's data plane is not run in the tests.
@@ -164,6 +165,10 @@ func ak(args []string) int {
 	}
 	code := args[2]
 	switch {
+	case strings.Contains(code, "def remove_here"):
+		// The stand-in keeps no applications, so there is nothing left to remove.
+		fmt.Println("edgeplane-blueprint-result: removed")
+		return 0
 	case strings.Contains(code, ".validate()") && strings.Contains(code, "sys.stdin.read()") && !strings.Contains(code, "def apply_here"):
 		content, err := io.ReadAll(os.Stdin)
 		if err != nil || !strings.Contains(string(content), "entries:") {
