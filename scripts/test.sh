@@ -33,6 +33,11 @@ if [ $# -eq 0 ]; then
   set -- test
 fi
 
+# The real Pulumi toolchain the end-to-end tests deploy with (cached; cold, it builds from source).
+if [ -f scripts/build-pulumi.sh ]; then
+  bash scripts/build-pulumi.sh
+fi
+
 # Test hosts for the end-to-end tests: the cached root filesystem (minutes when cold).
 if [ -f scripts/build-test-host.sh ] && [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1; then
   bash scripts/build-test-host.sh >/dev/null
