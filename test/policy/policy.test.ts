@@ -132,7 +132,8 @@ describe("the policy pack", () => {
     assert.match((await violations(appOnTailnet)).join("\n"), /the pod publishes 100\.64\.0\.1:3000:3000/);
     const metricsInPublic = edited(
       podFile,
-      (p) => (p.stdin = p.stdin.replace(/^PublishPort=100\.64\.0\.1:(\d+):(\d+)$/m, "PublishPort=0.0.0.0:$1:$2")),
+      // The metrics site's line (host port = pod port), not Caddy's (…:443), also on the tailnet address.
+      (p) => (p.stdin = p.stdin.replace(/^PublishPort=100\.64\.0\.1:(\d+):\1$/m, "PublishPort=0.0.0.0:$1:$1")),
     );
     assert.match((await violations(metricsInPublic)).join("\n"), /the pod publishes 0\.0\.0\.0:30443:30443/);
     const caddyfile = named("command:remote:Command", "grafana-Caddyfile-install");
