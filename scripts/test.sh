@@ -33,14 +33,10 @@ if [ $# -eq 0 ]; then
   set -- test
 fi
 
-# The real Pulumi toolchain the end-to-end tests deploy with (cached; cold, it builds from source).
-if [ -f scripts/build-pulumi.sh ]; then
-  bash scripts/build-pulumi.sh
-fi
-
 # Test hosts for the end-to-end tests: the cached root filesystem (minutes when cold).
-if [ -f scripts/build-test-host.sh ] && [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1; then
-  bash scripts/build-test-host.sh >/dev/null
+if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1; then
+  echo "== test-host root filesystem (scripts/build-test-host.sh)"
+  timed bash scripts/build-test-host.sh >/dev/null
 fi
 
 files=()
