@@ -342,6 +342,14 @@ function normalizeAuth(auth: NonNullable<ParsedService["auth"]>): ServiceAuth {
     ...(auth.apiClients ? { apiClients: true } : {}),
     ...(auth.passAuthorization ? { passAuthorization: true } : {}),
     ...(auth.rules.length > 0 ? { rules: auth.rules.map((r) => ({ path: r.path, groups: [...new Set(r.groups)].sort() })) } : {}),
+    ...(auth.rateLimit ? { rateLimit: { ...auth.rateLimit } } : {}),
+    ...(auth.grants.length > 0
+      ? {
+          grants: auth.grants.map((g) =>
+            g.users ? { users: [...new Set(g.users)].sort(), until: g.until } : { group: g.group!, until: g.until },
+          ),
+        }
+      : {}),
   };
 }
 

@@ -196,6 +196,89 @@ export const containerSchema = z
     "A further container in the pod, `<service>-<name>` (a worker, a database): same network as the app (localhost), never published. Names `app` and `caddy` are taken.",
   );
 
+/** A Caddy duration for a rate-limit window: "30s", "1m", "1h" (caddy.ParseDuration). */
+const window = z.string().regex(/^[1-9][0-9]{0,5}(ms|s|m|h)$/, 'must be a duration such as "500ms", "10s", "1m" or "1h"');
+
+/** `auth.rateLimit`: a sliding window per user (github.com/mholt/caddy-ratelimit, ringbuffer.go). */
+export const rateLimitSchema = z
+  .object({
+    events: count(1, 1_000_000).describe("Requests allowed in any `window`."),
+    window: window.describe('The sliding window the events are counted in: `"10s"`, `"1m"`, `"1h"`.'),
+    burst: count(1, 1_000_000)
+      .optional()
+      .describe("At most this many requests in any window × burst / events (at most `events`). Default: all `events` at once."),
+  })
+  .strict()
+  .superRefine((limit, ctx) => {
+    if (limit.burst !== undefined && limit.burst > limit.events)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["burst"],
+        message: `must be at most events (${limit.events}): a burst caps how many of a window's requests may come back to back`,
+      });
+  });
+
+/**
+ * A user or group name that goes into the access policy's Python as a string literal:
+ * no quote, backslash or control character, so no name can end the literal early.
+ */
+const policyName = z
+  .string()
+  .min(1, "must not be empty")
+  .refine(
+    (n) => !/["'\\\u0000-\u001f\u007f]/.test(n),
+    "must not contain a quote, a backslash or a control character (it is written into Authentik's policy as a Python string)",
+  );
+
+/**
+ * An instant with its offset, RFC 3339: 2026-12-31T18:00:00Z or 2026-12-31T19:00:00+01:00.
+ * Normalized to UTC with whole seconds; a date alone, or a time without Z or an offset,
+ * is refused rather than read in some server's local time.
+ */
+const instant = z.string().transform((text, ctx) => {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:\d{2})$/.exec(text);
+  const problem = "must be a date and time with a timezone, such as 2026-12-31T18:00:00Z or 2026-12-31T19:00:00+01:00";
+  if (!m) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    return z.NEVER;
+  }
+  const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
+  const local = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
+  const valid =
+    local.getUTCFullYear() === y &&
+    local.getUTCMonth() === mo! - 1 &&
+    local.getUTCDate() === d &&
+    local.getUTCHours() === h &&
+    local.getUTCMinutes() === mi &&
+    local.getUTCSeconds() === s &&
+    Math.abs(Number(m[7]!.slice(1, 3))) <= 23;
+  const when = Date.parse(text);
+  if (!valid || Number.isNaN(when)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `is not a real date and time (${problem})` });
+    return z.NEVER;
+  }
+  return new Date(when).toISOString().replace(/\.000Z$/, "Z");
+});
+
+/** One entry of `auth.grants`: `users` or `group`, and the instant the access ends. */
+export const grantSchema = z
+  .object({
+    users: z
+      .array(policyName)
+      .min(1, "must name at least one user")
+      .optional()
+      .describe("Authentik usernames let in until `until`."),
+    group: policyName.optional().describe("An Authentik group whose members are let in until `until`."),
+    until: instant.describe(
+      "The instant access ends (refused from it on): RFC 3339 with `Z` or an offset, such as `2026-12-31T18:00:00Z`.",
+    ),
+  })
+  .strict()
+  .superRefine((grant, ctx) => {
+    if ((grant.users === undefined) === (grant.group === undefined))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must name either users or a group (one of them, not both)" });
+  });
+
 /** `/exact` or `/prefix*`, without `//` or a `.`/`..` segment (edge matching is described in caddyfile.ts). */
 const RULE_PATH = /^\/[A-Za-z0-9._~\-/]*\*?$/;
 const DOT_OR_EMPTY_SEGMENT = /\/\/|\/\.\.?(\/|\*?$)/;
@@ -265,6 +348,17 @@ export const authSchema = z
       .default([])
       .describe(
         "`[{path, groups}]`: paths (`/exact` or `/prefix*`) only these groups may reach, checked by Caddy after auth (403 otherwise); every rule covering a request must admit the user. Matched without case; a target that is not plain is held to every rule it could reach. Must not overlap `publicPaths`.",
+      ),
+    rateLimit: rateLimitSchema
+      .optional()
+      .describe(
+        "Requests per user (per client address on public paths) in a sliding window; past it, 429 with Retry-After. Needs an `images.caddy` with the rate_limit module (README: Rate limits per user).",
+      ),
+    grants: z
+      .array(grantSchema)
+      .default([])
+      .describe(
+        "Access for named users or a group until an instant, checked by Authentik's policy at each authorization: no deploy ends it (README: Access that expires).",
       ),
   })
   .strict();

@@ -71,6 +71,10 @@ export interface L7Settings {
 export interface ServiceAuth {
   /** Authentik groups allowed in, sorted. */
   readonly groups: readonly string[];
+  /** Requests per user (per client address on public paths) in a sliding window; absent: no limit. */
+  readonly rateLimit?: RateLimit;
+  /** Access that ends at an instant, in config order; Authentik checks the clock at each request. Absent: none. */
+  readonly grants?: readonly AccessGrant[];
   /** Machine clients may authenticate with `Authorization` (bearer token, or Basic with an app password). Absent = false. */
   readonly apiClients?: boolean;
   /** With apiClients: the app still receives the client's Authorization header. Absent = false. */
@@ -86,6 +90,20 @@ export interface AccessRule {
   /** Sorted, without duplicates. */
   readonly groups: readonly string[];
 }
+
+export interface RateLimit {
+  /** Requests allowed in any `window`. */
+  readonly events: number;
+  /** A Caddy duration: "10s", "1m". */
+  readonly window: string;
+  /** At most this many requests in any window × burst / events; absent: no tighter cap. */
+  readonly burst?: number;
+}
+
+/** Either named users or one group, admitted until `until`. */
+export type AccessGrant =
+  | { readonly users: readonly string[]; readonly until: string }
+  | { readonly group: string; readonly until: string };
 
 export interface Service {
   /** Config key of the service, [a-z0-9-]. */

@@ -10,7 +10,7 @@
  * and bindings.
  */
 import { serviceHome } from "../../model/topology";
-import type { Model, Service } from "../../model/types";
+import type { AccessGrant, Model, Service } from "../../model/types";
 import { blueprintEntry, Find, KeyOf, serializeBlueprint, type BlueprintEntry } from "./blueprint";
 
 /** Flow slugs the proxy providers use. */
@@ -88,23 +88,61 @@ export function appIdentity(service: Service): AppIdentity {
     slug: service.name,
     provider: appBlueprintName(service),
     policy: accessPolicyName(service),
-    groups: service.auth?.groups ?? [],
+    groups: [
+      ...new Set([
+        ...(service.auth?.groups ?? []),
+        ...(service.auth?.grants ?? []).flatMap((g) => ("group" in g ? [g.group] : [])),
+      ]),
+    ].sort(),
   };
 }
 
 /**
- * The access policy's expression: true exactly for members of one of `groups`.
+ * The access policy's expression: true exactly for members of one of `groups`, and,
+ * before their instant, for the users and groups of `grants`.
  * Authentik runs it as the body of a function given `request`, with
  * `ak_is_group_member(user, **filters)` = `user.all_groups().filter(**filters).exists()`
  * (authentik/lib/expression/evaluator.py), the same membership test a group binding
  * uses. Names are written as JSON strings, which are valid Python string literals.
+ *
+ * A grant's end is checked against the clock at every evaluation, so it takes effect
+ * without a deploy. The evaluator's globals hold no clock (evaluator.py `_globals`); the
+ * body imports Python's own `datetime` (exec gives it the builtins). Access ends AT the
+ * instant: `now < until`.
  */
-export function accessExpression(groups: readonly string[]): string {
+export function accessExpression(groups: readonly string[], grants: readonly AccessGrant[] = []): string {
+  const names = (list: readonly string[]) => `[${list.map((g) => JSON.stringify(g)).join(", ")}]`;
+  const groupTest = `ak_is_group_member(request.user, name__in=${names(groups)})`;
+  if (grants.length === 0)
+    return ["# managed by edgeplane: members of any of these groups may enter, nobody else", `return ${groupTest}`, ""].join(
+      "\n",
+    );
   return [
-    "# managed by edgeplane: members of any of these groups may enter, nobody else",
-    `return ak_is_group_member(request.user, name__in=[${groups.map((g) => JSON.stringify(g)).join(", ")}])`,
+    "# managed by edgeplane: members of any of these groups may enter, and each grant's users or group until its end",
+    "from datetime import datetime, timezone",
+    `if ${groupTest}:`,
+    "    return True",
+    "now = datetime.now(timezone.utc)",
+    ...grants.flatMap((grant) => [
+      `# grant until ${grant.until}`,
+      `if now < ${pythonInstant(grant.until)} and ${
+        "users" in grant
+          ? `request.user.username in ${names(grant.users)}`
+          : `ak_is_group_member(request.user, name=${JSON.stringify(grant.group)})`
+      }:`,
+      "    return True",
+    ]),
+    "return False",
     "",
   ].join("\n");
+}
+
+/** A normalized UTC instant (2026-12-31T18:00:00Z) as a Python aware datetime. */
+function pythonInstant(until: string): string {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/.exec(until);
+  if (!m) throw new Error(`internal: grant end ${JSON.stringify(until)} is not a normalized UTC instant`);
+  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number);
+  return `datetime(${y}, ${mo}, ${d}, ${h}, ${mi}, ${sec}, tzinfo=timezone.utc)`;
 }
 
 /** The blueprint folder on the Authentik host, bind-mounted at BLUEPRINTS_IN_CONTAINER. */
@@ -213,7 +251,7 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
     blueprintEntry("authentik_policies_expression.expressionpolicy", {
       id: "access",
       identifiers: { name: identity.policy },
-      attrs: { expression: accessExpression(service.auth.groups), execution_logging: false },
+      attrs: { expression: accessExpression(service.auth.groups, service.auth.grants), execution_logging: false },
     }),
     blueprintEntry("authentik_core.application", {
       id: "application",
