@@ -48,6 +48,8 @@ export interface StandInProvider {
   readonly session: string;
   /** What `addHeaders` sets for that user. */
   readonly identity: Readonly<Record<string, string>>;
+  /** More signed-in users of this provider, each with its own session cookie and identity. */
+  readonly otherUsers?: readonly { readonly session: string; readonly identity: Readonly<Record<string, string>> }[];
   /** Tokens introspection finds active for this provider, each with its client's identity headers. */
   readonly activeTokens?: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** `user:app-password` pairs a client_credentials grant accepts, each with its identity headers. */
@@ -153,9 +155,9 @@ function forwardHandleCaddy(p: StandInProvider, req: http.IncomingMessage, res: 
     res.writeHead(500).end("configuration error");
     return;
   }
-  const claims = (req.headers.cookie ?? "").split(/;\s*/).includes(p.session)
-    ? p.identity
-    : headerClaims(p, header("authorization"));
+  const cookies = (req.headers.cookie ?? "").split(/;\s*/);
+  const user = [{ session: p.session, identity: p.identity }, ...(p.otherUsers ?? [])].find((u) => cookies.includes(u.session));
+  const claims = user ? user.identity : headerClaims(p, header("authorization"));
   if (claims) {
     res.writeHead(200, {
       ...claims,

@@ -32,6 +32,7 @@ import {
   placeholder,
   adaptTimeEnv,
   type CaddyNode,
+  type CaddyToken,
   type Directive,
 } from "../../render/caddyfile";
 import { CADDY_CONTAINER_PORT } from "./names";
@@ -710,10 +711,83 @@ function appProxy(model: Model, service: Service, matcher?: string): Directive {
   );
 }
 
+/** The Caddy module the rate_limit directive needs (github.com/mholt/caddy-ratelimit, handler.go `CaddyModule`). */
+export const RATE_LIMIT_MODULE = "http.handlers.rate_limit";
+
+/** Caddy modules a service's Caddyfile needs beyond those of the default image; the host refuses an image without them. */
+export function requiredCaddyModules(service: Service): string[] {
+  return service.auth?.rateLimit ? [RATE_LIMIT_MODULE] : [];
+}
+
+/** Whom a rate-limit zone counts: the user the outpost named, or the client address PROXY v2 carried. */
+type RateLimitKey = "user" | "client";
+
+const RATE_LIMIT_KEYS: Record<RateLimitKey, CaddyToken> = {
+  // Set by forward_auth's copy_headers from the outpost's answer only: the client's
+  // copies were deleted first (stripClientClaims) and forward_auth deletes them again.
+  user: placeholder("http.request.header.X-Authentik-Username"),
+  // The address from Envoy's PROXY v2 header (proxyProtocol above), not client_ip:
+  // no trusted_proxies, so nothing a client sends changes it.
+  client: placeholder("http.request.remote.host"),
+};
+
+/** Milliseconds of a window such as "10s" or "1m" (the forms the schema accepts). */
+function windowMilliseconds(window: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(window);
+  if (!m) throw new Error(`internal: rate-limit window ${JSON.stringify(window)} is not validated`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  return Number(m[1]) * unit;
+}
+
+/**
+ * `auth.rateLimit` as caddy-ratelimit zones (github.com/mholt/caddy-ratelimit,
+ * caddyfile.go): a sliding window of `events` per `window` for each key and, with a
+ * `burst`, a second, shorter window that lets at most `burst` of them come back to back
+ * (window × burst / events, the time the sustained rate takes to earn them, less 1 ms). A request
+ * over either is answered 429 with Retry-After, the seconds until the window admits it
+ * again (handler.go `rateLimitExceeded`). Zone names are global in one Caddy process; one
+ * pod's Caddy serves one service. No `distributed` block: the counts stay in this Caddy's
+ * memory and start over when it restarts (a reload keeps them).
+ */
+export function rateLimit(service: Service, key: RateLimitKey, matcher?: string): Directive {
+  const limit = service.auth?.rateLimit;
+  if (!limit) throw new Error(`internal: service ${service.name} has no auth.rateLimit`);
+  const zone = (name: string, events: number, window: string) =>
+    directive(
+      ["zone", name],
+      [directive(["key", RATE_LIMIT_KEYS[key]]), directive(["events", String(events)]), directive(["window", window])],
+    );
+  // The handler checks zones from the most permissive (events / window) down, and a zone
+  // that lets a request through has counted it even when a later zone refuses it
+  // (handler.go `Provision` sorts them, `ServeHTTP`). 1 ms less than the exact share
+  // makes the burst zone the more permissive one, checked first: a request it refuses
+  // never uses up the window's count.
+  const burstWindow =
+    limit.burst !== undefined && limit.burst < limit.events
+      ? Math.max(1, Math.ceil((windowMilliseconds(limit.window) * limit.burst) / limit.events) - 1)
+      : undefined;
+  return directive(
+    ["rate_limit", ...(matcher ? [matcher] : [])],
+    [
+      zone(`${service.name}_${key}`, limit.events, limit.window),
+      ...(burstWindow !== undefined ? [zone(`${service.name}_${key}_burst`, limit.burst!, `${burstWindow}ms`)] : []),
+    ],
+  );
+}
+
+/**
+ * The rate limit of one kind of request, after `setDecision("rate-limited")`: a 429 is
+ * an error the handler returns, so no later step runs and that decision stands.
+ */
+function rateLimited(service: Service, key: RateLimitKey, matcher?: string): Directive[] {
+  return [setDecision("rate-limited", matcher), rateLimit(service, key, matcher)];
+}
+
 function siteRoute(model: Model, service: Service, options: CaddyfileOptions): Directive {
   const authentik = authentikTargetFor(model, service, options);
   const isAuthentik = model.authentik?.service === service.name;
   const bypass = publicPathsMatcher(service).length > 0;
+  const limited = service.auth?.rateLimit !== undefined;
   const auth: CaddyNode[] = authentik
     ? [
         ...auditFields(),
@@ -722,6 +796,7 @@ function siteRoute(model: Model, service: Service, options: CaddyfileOptions): D
         ...(bypass
           ? [
               ...comment("Public paths skip auth."),
+              ...(limited ? [...comment("Limited per client address."), ...rateLimited(service, "client", PUBLIC_MATCHER)] : []),
               setDecision("public-path", PUBLIC_MATCHER),
               appProxy(model, service, PUBLIC_MATCHER),
             ]
@@ -732,6 +807,7 @@ function siteRoute(model: Model, service: Service, options: CaddyfileOptions): D
         setDecision("refused-anonymous", ANONYMOUS_MATCHER),
         directive(["respond", ANONYMOUS_MATCHER, "403"]),
         ...ruleSteps(service),
+        ...(limited ? [...comment("Limited per user, now that the outpost named one."), ...rateLimited(service, "user")] : []),
         setDecision("allowed"),
         ...dropAcceptedCredential(service),
       ]

@@ -1,6 +1,7 @@
-// Command caddy is the Caddy server with the Cloudflare DNS provider plugged in,
-// built from the same main package that `xcaddy build --with
-// github.com/caddy-dns/cloudflare` generates. edgeplane's tests use it to run
+// Command caddy is the Caddy server with the Cloudflare DNS provider and the
+// rate_limit handler plugged in, built from the same main package that `xcaddy
+// build --with github.com/caddy-dns/cloudflare --with github.com/mholt/caddy-ratelimit`
+// generates (images/caddy/Containerfile builds that image). edgeplane's tests use it to run
 // `caddy adapt --validate` on rendered Caddyfiles, so it must carry the same
 // modules as the caddy-cloudflare image that runs in the pods; otherwise a
 // `tls { dns cloudflare … }` block would fail with "module not registered".
@@ -15,6 +16,7 @@ import (
 
 	// Plug in Caddy modules here.
 	_ "github.com/caddy-dns/cloudflare"
+	_ "github.com/mholt/caddy-ratelimit"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
