@@ -174,7 +174,7 @@ describe("auth.grants: access that ends without a deploy", () => {
 });
 
 describe("auth.grants: config errors name the key", () => {
-  const problems = (grants: unknown): string[] => {
+  const problems = (grants: unknown): readonly string[] => {
     try {
       buildModel(config({ groups: ["admins"], grants }));
     } catch (e) {

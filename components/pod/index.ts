@@ -8,8 +8,8 @@ import type { Model, Service } from "../../model/types";
 import { blueprintDir } from "../authentik/render";
 import { l7Credential } from "../ingress/render";
 import { RemoteFile, type Connection } from "../remote/file";
-import { asServiceUser, quadletValidator, shQuote } from "../remote/script";
-import { CADDY_ADMIN_SOCKET } from "./render/caddyfile";
+import { asServiceUser, caddyModulesCheck, quadletValidator, shQuote } from "../remote/script";
+import { CADDY_ADMIN_SOCKET, requiredCaddyModules } from "./render/caddyfile";
 import { CADDYFILE_IN_CONTAINER, caddyfilePath } from "./render/names";
 import { cloudflareTokenSecretName, l7CredentialSecretName, podmanSecretName, renderPodFiles, type PodFile } from "./render";
 
@@ -334,17 +334,27 @@ function serviceUserScript(service: Service): string {
 
 /**
  * `caddy validate` on the candidate Caddyfile, in the pod's own Caddy image, as the
- * service user. Validation provisions the DNS module, which checks the token's format,
+ * service user, after checking that the image has the modules the Caddyfile needs
+ * beyond the default image's (`auth.rateLimit` needs http.handlers.rate_limit), so a
+ * missing one is refused by name. Validation provisions the DNS module, which checks the token's format,
  * so the real token secret is given to it exactly as the running container gets it.
  */
-function caddyValidator(platform: Model, service: Service): string {
+export function caddyValidator(platform: Model, service: Service): string {
   const secret =
     platform.tls.issuer === "cloudflare-dns"
       ? `--secret ${shQuote(`${cloudflareTokenSecretName(service)},type=env,target=CF_API_TOKEN`)} `
       : "";
+  const image = shQuote(platform.images.caddy);
+  const modules = requiredCaddyModules(service);
+  // Only when needed: the same validator text as before for every other pod, so their install is not re-run.
+  const moduleCheck =
+    modules.length > 0
+      ? `${caddyModulesCheck(`podman run --rm --network none ${image} caddy`, platform.images.caddy, modules)} && `
+      : "";
   return asServiceUser(
     serviceUser(service),
-    `podman run --rm --network none ${secret}-v "$1":/etc/caddy/Caddyfile:ro,Z ${shQuote(platform.images.caddy)} ` +
+    moduleCheck +
+      `podman run --rm --network none ${secret}-v "$1":/etc/caddy/Caddyfile:ro,Z ${image} ` +
       `caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile`,
     ['"$candidate"'],
   );

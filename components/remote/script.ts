@@ -134,3 +134,21 @@ export function quadletValidator(unitName: string, user?: string, quadlet: strin
   const args = ['"$candidate"', '"$dir"', shQuote(unitName)];
   return user ? asServiceUser(user, check, args) : `sudo -n sh -c ${shQuote(check)} edgeplane ${args.join(" ")}`;
 }
+
+/**
+ * Shell text that fails, naming each one, when the Caddy that `caddy` runs (shell words,
+ * such as `podman run … IMAGE caddy`) lacks one of `modules` (Caddy module IDs such as
+ * http.handlers.rate_limit), as `caddy list-modules` reports them. `caddy validate`
+ * alone would only say "unrecognized directive", naming neither the module nor the image.
+ */
+export function caddyModulesCheck(caddy: string, image: string, modules: readonly string[]): string {
+  const missing =
+    `edgeplane: the Caddyfile needs the Caddy module %s, which the image %s does not have; ` +
+    `set images.caddy to an image built with it (README, "Sidecar image")\\n`;
+  return (
+    `modules=$(${caddy} list-modules) && ` +
+    `for module in ${modules.map(shQuote).join(" ")}; do ` +
+    `printf '%s\\n' "$modules" | grep -qxF "$module" || { printf ${shQuote(missing)} "$module" ${shQuote(image)} >&2; exit 1; }; ` +
+    `done`
+  );
+}

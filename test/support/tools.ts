@@ -12,7 +12,8 @@ export const toolsDir = process.env.EDGEPLANE_TOOLS_DIR ?? path.join(__dirname, 
 
 /** Every tool scripts/build-tools.sh builds, with the module it is built from. */
 export const TOOLS = {
-  caddy: "tools/cmd/caddy: Caddy with the caddy-dns/cloudflare module",
+  caddy: "tools/cmd/caddy: Caddy with the caddy-dns/cloudflare and caddy-ratelimit modules",
+  "caddy-cloudflare": "tools/cmd/caddy-cloudflare: Caddy with the default sidecar image's modules (caddy-dns/cloudflare only)",
   "envoy-validate": "tools/cmd/envoy-validate: Envoy's v3 API types and validation rules",
   quadlet: "tools/quadlet: podman's Quadlet generator",
   actionlint: "tools/actionlint: the GitHub Actions workflow linter",
