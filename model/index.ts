@@ -5,6 +5,7 @@
  * an invalid config.
  */
 import type { ZodIssue } from "zod";
+import { DEFAULT_CADDY_IMAGE } from "./caddy-version";
 import { closestKey, knownKeysAt } from "./keys";
 import {
   configSchema,
@@ -220,6 +221,13 @@ function crossCheck(stack: ParsedStack, declaredHosts: readonly string[], declar
       problems.push(`${keyPath(at("auth"))}: needs edgeplane:authentik, which names the service that runs Authentik`);
     }
     if (svc.auth) problems.push(...checkAuthKeys(name, svc));
+    if (svc.auth?.rateLimit && stack.images.caddy === DEFAULT_CADDY_IMAGE) {
+      problems.push(
+        `${keyPath(at("auth", "rateLimit"))}: needs the Caddy module http.handlers.rate_limit, which the default ` +
+          `images.caddy (${DEFAULT_CADDY_IMAGE}) does not have; set edgeplane:images.caddy to an image built with it ` +
+          `(images/caddy/Containerfile)`,
+      );
+    }
     if (svc.publicPaths.length > 0 && !svc.auth) {
       problems.push(`${keyPath(at("publicPaths"))}: only means something with auth; without auth every path is public`);
     }

@@ -582,3 +582,50 @@ describe("buildModel rejects invalid configs, naming each key", () => {
     });
   });
 });
+
+describe("auth.rateLimit", () => {
+  const problemsOf = (edit: (config: any) => void): readonly string[] => {
+    const config = validConfig();
+    edit(config);
+    try {
+      buildModel(config);
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return e.problems;
+    }
+    return [];
+  };
+
+  it("needs a Caddy image with the rate_limit module, not the default one", () => {
+    assert.deepEqual(
+      problemsOf((c) => (c.services.grafana.auth.rateLimit = { events: 60, window: "1m" })),
+      [
+        "edgeplane:services.grafana.auth.rateLimit: needs the Caddy module http.handlers.rate_limit, which the default images.caddy (ghcr.io/caddybuilds/caddy-cloudflare:2.11.7) does not have; set edgeplane:images.caddy to an image built with it (images/caddy/Containerfile)",
+      ],
+    );
+    assert.deepEqual(
+      problemsOf((c) => {
+        c.images = { caddy: "registry.example.org/edgeplane-caddy:2.11.7" };
+        c.services.grafana.auth.rateLimit = { events: 60, window: "1m", burst: 10 };
+      }),
+      [],
+    );
+  });
+
+  it("refuses a burst above events and a window Caddy would not read", () => {
+    const withLimit = (rateLimit: unknown) =>
+      problemsOf((c) => {
+        c.images = { caddy: "registry.example.org/edgeplane-caddy:2.11.7" };
+        c.services.grafana.auth.rateLimit = rateLimit;
+      });
+    assert.deepEqual(withLimit({ events: 10, window: "1m", burst: 11 }), [
+      "edgeplane:services.grafana.auth.rateLimit.burst: must be at most events (10): a burst caps how many of a window's requests may come back to back",
+    ]);
+    assert.deepEqual(withLimit({ events: 10, window: "1 minute" }), [
+      'edgeplane:services.grafana.auth.rateLimit.window: must be a duration such as "500ms", "10s", "1m" or "1h"',
+    ]);
+    assert.deepEqual(withLimit({ events: 0, window: "1m" }), [
+      "edgeplane:services.grafana.auth.rateLimit.events: must be between 1 and 1000000",
+    ]);
+  });
+});
