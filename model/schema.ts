@@ -574,7 +574,7 @@ export const stackSchema = z
         caddy: image
           .default(DEFAULT_CADDY_IMAGE)
           .describe(
-            "Every pod's sidecar: Caddy 2.11.2 to 2.11.7 with the caddy-dns/cloudflare module; the default is the release the tests run (README, Security: why not later).",
+            "Every pod's sidecar: Caddy 2.11.2 to 2.11.7 with the caddy-dns/cloudflare module, and mholt/caddy-ratelimit when a service has `auth.rateLimit` (images/caddy/Containerfile; README: Sidecar image); the default is the release the tests run (README, Security: why not later).",
           ),
       })
       .strict()
