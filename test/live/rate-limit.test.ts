@@ -182,7 +182,7 @@ describe("live per-user rate limits", { skip: !enabled && "caddy is not built (b
         "a passing request is logged as allowed",
       );
       assert.ok(
-        entries.some((e) => e.status === 200 && e.request?.uri === "/api/health" && e.decision === "public"),
+        entries.some((e) => e.status === 200 && e.request?.uri === "/api/health" && e.decision === "public-path"),
         "a passing public-path request is logged as public",
       );
     });
