@@ -7,11 +7,12 @@
  *      Connection, identity, client-address and URL headers and, on every site but
  *      Authentik's own, the client's X-Forwarded-*;
  *   2. for services behind Authentik: the audit fields of the access log, proxy the
- *      outpost paths, let the public paths through, forward_auth (API clients' credentials
- *      judged there, refused with 401), refuse whatever the outpost let through without
- *      naming a user, refuse what a per-path rule does not admit, drop an API client's
- *      checked credential; each step that may end the request first names its audit
- *      decision (`setDecision`);
+ *      outpost paths, let the public paths through (rate-limited per client address with
+ *      `auth.rateLimit`), forward_auth (API clients' credentials judged there, refused
+ *      with 401), refuse whatever the outpost let through without naming a user, refuse
+ *      what a per-path rule does not admit, count the user's rate limit, drop an API
+ *      client's checked credential; each step that may end the request first names its
+ *      audit decision (`setDecision`);
  *   3. reverse_proxy to the app on localhost (never published outside the pod).
  */
 import {
