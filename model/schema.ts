@@ -235,11 +235,12 @@ const policyName = z
  * Normalized to UTC with whole seconds; a date alone, or a time without Z or an offset,
  * is refused rather than read in some server's local time.
  */
-const instant = z.string().transform((text, ctx) => {
+const instant = z.string().transform((given, ctx) => {
+  const text = fromGoTime(given);
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:\d{2})$/.exec(text);
   const problem = "must be a date and time with a timezone, such as 2026-12-31T18:00:00Z or 2026-12-31T19:00:00+01:00";
   if (!m) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${problem} (got ${JSON.stringify(given)})` });
     return z.NEVER;
   }
   const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
@@ -259,6 +260,17 @@ const instant = z.string().transform((text, ctx) => {
   }
   return new Date(when).toISOString().replace(/\.000Z$/, "Z");
 });
+
+/**
+ * Pulumi's YAML reader (Go) parses an unquoted `until: 2027-03-31T18:00:00Z` as a date and
+ * hands it to the program in Go's time format, `2027-03-31 18:00:00 +0000 UTC`; back to
+ * RFC 3339 here. A whole second only (Go adds a fraction only when there is one). An
+ * unquoted time without a zone reaches this as UTC: the README says to quote the value.
+ */
+function fromGoTime(text: string): string {
+  const go = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2}) \S+$/.exec(text);
+  return go ? `${go[1]}T${go[2]}${go[3]}:${go[4]}` : text;
+}
 
 /** One entry of `auth.grants`: `users` or `group`, and the instant the access ends. */
 export const grantSchema = z

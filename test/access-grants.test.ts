@@ -187,8 +187,10 @@ describe("auth.grants: config errors name the key", () => {
   const noZone = "must be a date and time with a timezone, such as 2026-12-31T18:00:00Z or 2026-12-31T19:00:00+01:00";
 
   it("refuses a time without a timezone, a date alone and an impossible date", () => {
-    assert.deepEqual(problems([{ users: ["a"], until: "2026-12-31T18:00:00" }]), [`${at}.until: ${noZone}`]);
-    assert.deepEqual(problems([{ users: ["a"], until: "2026-12-31" }]), [`${at}.until: ${noZone}`]);
+    assert.deepEqual(problems([{ users: ["a"], until: "2026-12-31T18:00:00" }]), [
+      `${at}.until: ${noZone} (got "2026-12-31T18:00:00")`,
+    ]);
+    assert.deepEqual(problems([{ users: ["a"], until: "2026-12-31" }]), [`${at}.until: ${noZone} (got "2026-12-31")`]);
     assert.deepEqual(problems([{ users: ["a"], until: "2026-02-30T10:00:00Z" }]), [
       `${at}.until: is not a real date and time (${noZone})`,
     ]);
@@ -200,6 +202,22 @@ describe("auth.grants: config errors name the key", () => {
     assert.deepEqual(problems([{ users: ['x"]) or True or ("'], until: "2026-12-31T18:00:00Z" }]), [`${at}.users[0]: ${bad}`]);
     assert.deepEqual(problems([{ group: "a\\", until: "2026-12-31T18:00:00Z" }]), [`${at}.group: ${bad}`]);
     assert.deepEqual(problems([{ users: ["ok", "new\nline"], until: "2026-12-31T18:00:00Z" }]), [`${at}.users[1]: ${bad}`]);
+  });
+
+  it("reads an unquoted YAML date the way Pulumi hands it over (Go's time format)", () => {
+    const model = buildModel(
+      config({
+        groups: ["admins"],
+        grants: [
+          { users: ["a"], until: "2027-06-30 23:59:59 +0200 +0200" },
+          { group: "g", until: "2027-03-31 18:00:00 +0000 UTC" },
+        ],
+      }),
+    );
+    assert.deepEqual(
+      grafana(model).auth?.grants?.map((g) => g.until),
+      ["2027-06-30T21:59:59Z", "2027-03-31T18:00:00Z"],
+    );
   });
 
   it("needs users or a group, not both", () => {
