@@ -265,7 +265,7 @@ const instant = z.string().transform((given, ctx) => {
  * Pulumi's YAML reader (Go) parses an unquoted `until: 2027-03-31T18:00:00Z` as a date and
  * hands it to the program in Go's time format, `2027-03-31 18:00:00 +0000 UTC`; back to
  * RFC 3339 here. A whole second only (Go adds a fraction only when there is one). An
- * unquoted time without a zone reaches this as UTC: the README says to quote the value.
+ * unquoted time without a zone reaches this as UTC: docs/security.md ("Access that expires") says to quote the value.
  */
 function fromGoTime(text: string): string {
   const go = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2}) \S+$/.exec(text);
@@ -308,7 +308,7 @@ const edgeGroup = z
     "cannot be matched at the edge: a group name in a rule must not contain | (the outpost's separator), a quote, a backslash, a brace or a control character",
   );
 
-/** Who may enter a service behind Authentik, and how (README: "Forward auth"). */
+/** Who may enter a service behind Authentik, and how (docs/security.md, "Forward auth"). */
 export const authSchema = z
   .object({
     groups: z
@@ -364,13 +364,13 @@ export const authSchema = z
     rateLimit: rateLimitSchema
       .optional()
       .describe(
-        "Requests per user (per client address on public paths) in a sliding window; past it, 429 with Retry-After. Needs an `images.caddy` with the rate_limit module (README: Rate limits per user).",
+        "Requests per user (per client address on public paths) in a sliding window; past it, 429 with Retry-After. Needs an `images.caddy` with the rate_limit module (docs/security.md, Rate limits per user).",
       ),
     grants: z
       .array(grantSchema)
       .default([])
       .describe(
-        "Access for named users or a group until an instant, checked by Authentik's policy at each authorization: no deploy ends it (README: Access that expires).",
+        "Access for named users or a group until an instant, checked by Authentik's policy at each authorization: no deploy ends it (docs/security.md, Access that expires).",
       ),
   })
   .strict();
@@ -586,7 +586,7 @@ export const stackSchema = z
         caddy: image
           .default(DEFAULT_CADDY_IMAGE)
           .describe(
-            "Every pod's sidecar: Caddy 2.11.2 to 2.11.7 with the caddy-dns/cloudflare module, and mholt/caddy-ratelimit when a service has `auth.rateLimit` (images/caddy/Containerfile; README: Sidecar image); the default is the release the tests run (README, Security: why not later).",
+            "Every pod's sidecar: Caddy 2.11.2 to 2.11.7 with the caddy-dns/cloudflare module, and mholt/caddy-ratelimit when a service has `auth.rateLimit` (images/caddy/Containerfile; docs/security.md, Sidecar image); the default is the release the tests run (docs/security.md, Security: why not a later one).",
           ),
       })
       .strict()

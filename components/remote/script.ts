@@ -144,7 +144,7 @@ export function quadletValidator(unitName: string, user?: string, quadlet: strin
 export function caddyModulesCheck(caddy: string, image: string, modules: readonly string[]): string {
   const missing =
     `edgeplane: the Caddyfile needs the Caddy module %s, which the image %s does not have; ` +
-    `set images.caddy to an image built with it (README, "Sidecar image")\\n`;
+    `set images.caddy to an image built with it (docs/security.md, "Sidecar image")\\n`;
   return (
     `modules=$(${caddy} list-modules) && ` +
     `for module in ${modules.map(shQuote).join(" ")}; do ` +

@@ -13,7 +13,7 @@
  * interface's address into each pod. Nothing is routed anywhere else.
  *
  * What each host gets before it boots, besides its copy of the root filesystem:
- *  - what the README's "Using it for real" asks an operator to prepare: a `deploy`
+ *  - what the README's "Preparing a host" asks an operator to prepare: a `deploy`
  *    user with passwordless sudo and the run's SSH key;
  *  - what only this sandbox needs (never part of edgeplane's rendered files): the
  *    three containers.conf settings nspawn requires (default_sysctls = [], keyring =
@@ -449,7 +449,7 @@ function prepareRoot(root: string, name: string, publicKey: string, opts: StartO
   sh(`ssh-keygen -q -t ed25519 -N '' -C root@${name} -f ${q(path.join(root, "etc/ssh/ssh_host_ed25519_key"))}`);
   write("etc/ssh/sshd_config.d/edgeplane-test.conf", "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\n");
 
-  // The operator's part (README "Using it for real"): a deploy user with passwordless sudo.
+  // The operator's part (README "Preparing a host"): a deploy user with passwordless sudo.
   sh(`chroot ${q(root)} useradd --create-home --shell /bin/bash ${DEPLOY_USER}`);
   write(`etc/sudoers.d/${DEPLOY_USER}`, `${DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n`, 0o440);
   write(`home/${DEPLOY_USER}/.ssh/authorized_keys`, publicKey, 0o600);
