@@ -1,6 +1,6 @@
 /**
- * Turns the recorded registrations into the offline plan (DESIGN.md, "Contract:
- * offline plan"): every file each host would receive, byte for byte, and plan.json.
+ * Turns the recorded registrations into the offline plan: every file each host would
+ * receive, byte for byte, and plan.json.
  */
 import { SECRET_PLACEHOLDER } from "./config";
 import type { RecordedResource } from "./run";

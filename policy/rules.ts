@@ -20,7 +20,7 @@ export const COMMAND_TYPES = ["command:remote:Command", "command:local:Command"]
 export const INGRESS_HOST = "edgeplane:index:IngressHost";
 export const REMOTE_FILE = "edgeplane:index:RemoteFile";
 
-/** Cloudflare's "DNS Write" and "Zone Read" permission groups (REFERENCE.md §1). */
+/** Cloudflare's "DNS Write" and "Zone Read" permission groups (Zone Read: cloudflare-docs fundamentals/api/how-to/create-via-api; both IDs as Cloudflare's permission-groups API lists them). */
 export const DNS_WRITE = "4755a26eedb94da69e1066d98aa820be";
 export const ZONE_READ = "c8fed203ed3043cba015a93ad1616f1f";
 

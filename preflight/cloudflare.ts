@@ -4,7 +4,7 @@
  * Minting a token scoped to one zone fails with API error 1001 ("Failed common
  * permission check against resources") unless the creating token itself holds every
  * permission group it grants, on that zone (cloudflare/terraform-provider-cloudflare#7241,
- * LESSONS.md 3). That surfaces halfway through an `up`, after the records were
+ * cloudflare/terraform-provider-cloudflare#7241). That surfaces halfway through an `up`, after the records were
  * created; so these checks read the token's own policies instead:
  *
  * | check                                                   | endpoint                                  |

@@ -160,7 +160,7 @@ function cloudflareToken(config: StackConfig, env: NodeJS.ProcessEnv): { token?:
 }
 
 /**
- * The Tailscale provider's credential (REFERENCE.md §3): environment first, then a
+ * The Tailscale provider's credential (@pulumi/tailscale provider.d.ts): environment first, then a
  * plain stack setting; like the provider, a value `file:<path>` is read from that file.
  */
 function tailscaleCredential(config: StackConfig, env: NodeJS.ProcessEnv): { credential?: TailscaleCredential; notes: Check[] } {

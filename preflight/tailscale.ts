@@ -1,6 +1,6 @@
 /**
  * Can the Tailscale credential read the tailnet policy file? The stack that owns the
- * policy replaces it whole (REFERENCE.md §3), so a credential that cannot even read it
+ * policy replaces it whole (tailscale/terraform-provider-tailscale tailscale/resource_acl.go), so a credential that cannot even read it
  * fails `up` after everything else was created.
  *
  * - API key: `Authorization: Bearer <key>` (tailscale.com/api);

@@ -1,6 +1,6 @@
 /**
  * Runs the real program (index.ts) with the real provider SDKs under Pulumi's mock
- * runtime, on a stack written to the DESIGN.md contract, and checks what it would
+ * runtime, on a stack written to the documented config contract, and checks what it would
  * create. Pulumi's runtime is process-global: one program run per test file.
  */
 import assert from "node:assert/strict";

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { buildModel, ConfigError } from "../model";
 import { EDGE_HOST_KEY, GPU_HOST_KEY } from "./fixtures/models";
 
-/** A valid config written straight from the contract in DESIGN.md. */
+/** A valid config written straight from the documented config contract. */
 function validConfig(): any {
   return {
     domain: "example.org",

@@ -18,7 +18,7 @@
  *    record `status` and `last_applied_hash`, then read the status back from the
  *    database. Not `ak apply_blueprint <path>`: it ignores `importer.apply()`'s result
  *    and exits 0 when the apply fails, and records no instance status
- *    (LESSONS.md 13: a blueprint that fails must not look like success).
+ *    (a blueprint that fails must not look like success: goauthentik/authentik#9431, #12186).
  *
  * Why edgeplane applies at all, instead of leaving it to Authentik's watcher: the
  * install renames the file into place, and the worker's watcher only reacts to
@@ -305,7 +305,7 @@ def apply_here():
     if applied:
         instance.last_applied_hash = sha512(content.encode()).hexdigest()
     instance.save()
-    # LESSONS.md 13: believe the database, not a return value.
+    # Believe the database, not a return value (goauthentik/authentik#12186).
     instance.refresh_from_db()
     return str(instance.status), logs
 

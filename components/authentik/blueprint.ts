@@ -6,7 +6,7 @@
  * wire names. `Wire<ProxyProviderRequest>` is the set of those names for a proxy
  * provider, derived from the API client's request type, so a misspelt or removed
  * attribute is a compile-time error rather than a blueprint that silently does less
- * (LESSONS.md 13: blueprint failures are easy to miss).
+ * (blueprint failures are easy to miss: goauthentik/authentik#9431, #12186).
  *
  * The tags `!Find` and `!KeyOf` are emitted as real YAML tags (Authentik's loader
  * constructs them from the tag, so a quoted "!Find [...]" string would be a literal).

@@ -6,7 +6,7 @@
  * Files land in the Authentik host's blueprint folder, which the Authentik containers
  * mount at /blueprints/edgeplane. edgeplane applies each one itself right after the
  * install (apply.ts), and Authentik re-applies it hourly; each apply is one
- * transaction (REFERENCE.md §5), so an application never exists without its provider
+ * transaction (authentik/blueprints/v1/importer.py, `atomic()`), so an application never exists without its provider
  * and bindings.
  */
 import { serviceHome } from "../../model/topology";
@@ -300,7 +300,7 @@ export function renderAppRemovalBlueprint(service: Service, options: { readonly 
 
 /**
  * The embedded outpost's blueprint. A provider list in a blueprint replaces the whole
- * list (REFERENCE.md §5), so this one blueprint names every protected service's
+ * list (the importer updates with `partial=True`, and a many-to-many list is set whole: authentik/blueprints/v1/importer.py), so this one blueprint names every protected service's
  * provider, plus `extraProviders` (proxy providers the operator manages outside
  * edgeplane that must stay on the outpost).
  *

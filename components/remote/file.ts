@@ -32,7 +32,7 @@ export interface RemoteFileArgs {
  *
  * The command has no `triggers`: a trigger change means replace, and a replace runs
  * the old command's delete after the new create, which would remove the file just
- * written (LESSONS.md 8). A content change is an ordinary update instead, which
+ * written (pulumi/pulumi-command#189). A content change is an ordinary update instead, which
  * re-runs `create`; no change runs nothing.
  */
 export class RemoteFile extends pulumi.ComponentResource {

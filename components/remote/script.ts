@@ -3,8 +3,7 @@
  * RemoteFile component sends their output as a remote command, and tests run the same
  * text locally against fake `sudo` and validators.
  *
- * Install protocol (DESIGN.md: "validated with the real tool on the host, then moved
- * into place"):
+ * Install protocol (validated with the real tool on the host, then moved into place):
  *   1. content arrives on stdin (never on the command line, never echoed);
  *   2. it is written to a temporary file in the target's own directory, so the final
  *      rename is atomic (same filesystem) and a reader never sees half a file;

@@ -12,7 +12,7 @@ export interface TailnetPolicyArgs {
   readonly testUsers?: TailnetTestUsers;
   /**
    * Adopt the tailnet's existing policy instead of creating one: the resource is
-   * imported (`import: "acl"`, REFERENCE.md §3) and its content left as it is for this
+   * imported (`import: "acl"`; the provider ignores the ID: tailscale/terraform-provider-tailscale tailscale/resource_acl.go) and its content left as it is for this
    * run. Turn it off afterwards: the next `pulumi preview` then shows the whole change
    * from the existing policy to the rendered one.
    */
@@ -20,7 +20,7 @@ export interface TailnetPolicyArgs {
 }
 
 /**
- * The tailnet's whole policy file, owned by this stack alone (LESSONS.md 11): one
+ * The tailnet's whole policy file, owned by this stack alone (tailscale/terraform-provider-tailscale#182, pulumi/pulumi-tailscale#208): one
  * `tailscale.Acl`. It never overwrites a policy it did not create or adopt
  * (`overwriteExistingContent: false` makes Tailscale answer 412 instead), and leaves
  * the policy in place on destroy rather than resetting the tailnet to allow-all.

@@ -1,7 +1,7 @@
 /**
  * The tailnet policy file, as a pure function of the model and the operator's base
  * policy. Tailscale keeps one policy document per tailnet and the provider replaces it
- * whole (REFERENCE.md §3, LESSONS.md 11), so edgeplane renders the entire document:
+ * whole (tailscale/terraform-provider-tailscale tailscale/resource_acl.go; #182), so edgeplane renders the entire document:
  * everything the operator owns (groups, their own ACLs and grants, ssh, …) from the
  * base, plus what the stack implies:
  *

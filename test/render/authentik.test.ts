@@ -363,7 +363,7 @@ describe("AuthentikApp and AuthentikOutpost components", () => {
       assert.ok(create.includes(`PATH = "${blueprintInstancePath(file)}"`), create);
       assert.ok(create.includes(`NAME = "${name}"`), create);
       assert.ok(create.includes("instance.refresh_from_db()"), create);
-      assert.equal(applied.inputs.triggers, undefined, "a trigger would replace, not update (LESSONS.md 8)");
+      assert.equal(applied.inputs.triggers, undefined, "a trigger would replace, not update (pulumi/pulumi-command#189)");
     }
   });
 

@@ -81,7 +81,7 @@ export function requirePulumi(t: TestContext): boolean {
   return !reason;
 }
 
-/** The example stacks and the stack written fresh to the contract in DESIGN.md. */
+/** The example stacks and the stack written fresh to the documented config contract. */
 export const STACKS = [
   { name: "prod", file: path.join(repoRoot, "Pulumi.prod.yaml") },
   { name: "staging", file: path.join(repoRoot, "Pulumi.staging.yaml") },

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-/** A token in the format caddy-dns/cloudflare accepts at provision time (REFERENCE.md §6); never a real one. */
+/** A token in the format caddy-dns/cloudflare accepts at provision time (caddy-dns/cloudflare README: provision checks the token's format); never a real one. */
 export const PLACEHOLDER_CF_TOKEN = "edgeplaneValidationPlaceholderToken0000";
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}) {

@@ -706,7 +706,7 @@ function appProxy(model: Model, service: Service, matcher?: string): Directive {
       ...(service.l7 ? [directive(["flush_interval", "-1"])] : []),
       // Envoy's L7 listener lets in only this pod's Caddy (components/ingress/render.ts, l7Listener).
       ...(service.l7 ? [directive(["header_up", L7_CREDENTIAL_HEADER, placeholder(`env.${L7_CREDENTIAL_ENV}`)])] : []),
-      // Keeps websockets open across a config reload (LESSONS.md 5).
+      // Keeps websockets open across a config reload (caddyserver/caddy#5471).
       directive(["stream_close_delay", "5m"]),
     ],
   );

@@ -44,7 +44,7 @@ function envSecret(secretName: string, envName: string): UnitEntry {
  * Authentik calls the outpost at the Authentik FQDN; public DNS would give the ingress
  * host's public address, which inside a pasta namespace on that host is the pod's own
  * address. The ingress host's tailnet address reaches Envoy from every host
- * (DESIGN.md: pods reach Authentik through Envoy, never over the internet).
+ * (pods reach Authentik through Envoy, never over the internet).
  */
 function addedHosts(model: Model, service: Service): UnitEntry[] {
   if (!service.auth || !model.authentik) return [];
@@ -71,7 +71,7 @@ export function renderPodUnit(model: Model, service: Service): string {
         entry("Network", "pasta", [
           "pasta keeps the client's source address on published ports (a bridge network's",
           "rootlessport would rewrite it), so Caddy's PROXY allow list sees Envoy's real",
-          "address (REFERENCE.md §8).",
+          "address (containers/podman issues #26581 and #8193).",
         ]),
         entry("PublishPort", `${caddyBindAddress(model, service)}:${service.caddyPort}:${CADDY_CONTAINER_PORT}`, [
           "Only Caddy, only on the address Envoy reaches. The app port is never published:",
@@ -97,7 +97,7 @@ export function renderCaddyVolumeUnit(service: Service): string {
         "Volume",
         entry("VolumeName", `${service.name}-caddy-data`, [
           "Certificates and the ACME account survive restarts and pod re-creation: re-issuing",
-          "on every start runs into the CA's rate limits (LESSONS.md 4). Quadlet only ever",
+          "on every start runs into the CA's rate limits (https://letsencrypt.org/docs/rate-limits/). Quadlet only ever",
           "creates this volume; removing the unit leaves it in place.",
         ]),
       ),
