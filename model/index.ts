@@ -456,6 +456,7 @@ function normalize(stack: ParsedStack): Model {
             service: stack.authentik.service,
             flows: { ...stack.authentik.flows },
             extraProviders: [...new Set(stack.authentik.extraProviders)].sort(),
+            ...(stack.authentik.createGroups ? { createGroups: true } : {}),
           },
         }
       : {}),

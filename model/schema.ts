@@ -314,7 +314,9 @@ export const authSchema = z
     groups: z
       .array(z.string().min(1, "must not be empty"))
       .min(1, "must name at least one group")
-      .describe("Authentik groups whose members may enter (the groups must exist in Authentik)."),
+      .describe(
+        "Authentik groups whose members may enter (the groups must exist in Authentik, unless `authentik.createGroups`).",
+      ),
     /**
      * Machine clients: `Authorization: Bearer <token>` (or HTTP Basic with an app password)
      * is validated by the outpost (the provider's `intercept_header_auth`); an invalid one
@@ -630,6 +632,12 @@ export const stackSchema = z
           .default([])
           .describe(
             "Proxy providers managed outside edgeplane that must stay on the embedded outpost (its provider list is replaced as a whole).",
+          ),
+        createGroups: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Each protected service's blueprint creates the Authentik groups its `auth` names (`groups`, `rules[].groups`, `grants[].group`) when they are missing, and never changes an existing one. Off: a missing group fails `pulumi up`. On, a misspelt group silently becomes a new empty group that lets nobody in (docs/first-deploy.md, The groups).",
           ),
       })
       .strict()

@@ -182,6 +182,8 @@ export interface AuthentikSettings {
   readonly flows?: { readonly authorization: string; readonly invalidation: string };
   /** Providers managed outside edgeplane that stay on the embedded outpost. */
   readonly extraProviders?: readonly string[];
+  /** Each app blueprint creates the groups its service names when they are missing (never updates them). */
+  readonly createGroups?: boolean;
 }
 
 export interface TailscaleSettings {

@@ -462,15 +462,16 @@ const REF: BlueprintRef = {
   name: "edgeplane-grafana",
   app: appIdentity(grafanaWith(["admins"])),
 };
-const refFor = (s: Scene, groups: string[] | null): BlueprintRef => ({
+const refFor = (s: Scene, groups: string[] | null, createGroups = false): BlueprintRef => ({
   ...REF,
   file: s.target,
-  ...(groups ? { app: appIdentity(grafanaWith(groups)) } : { app: undefined }),
+  ...(groups ? { app: appIdentity(grafanaWith(groups), createGroups) } : { app: undefined }),
 });
 
 /** What `pulumi up` does with a protected service's blueprint: install (validated), then apply. */
-function up(s: Scene, groups: string[]) {
-  const content = renderAppBlueprint(fleet, grafanaWith(groups));
+function up(s: Scene, groups: string[], createGroups = false) {
+  const model = createGroups ? { ...fleet, authentik: { ...fleet.authentik!, createGroups } } : fleet;
+  const content = renderAppBlueprint(model, grafanaWith(groups));
   const i = run(
     s,
     installScript({
@@ -479,12 +480,12 @@ function up(s: Scene, groups: string[]) {
       mode: "0644",
       description: `${s.target} on test`,
       sha256: sha256(content),
-      validate: blueprintValidator(target(), s.target, appIdentity(grafanaWith(groups))),
+      validate: blueprintValidator(target(), s.target, appIdentity(grafanaWith(groups), createGroups)),
     }),
     content,
   );
   if (i.code !== 0) return i;
-  return run(s, applyBlueprintScript(target(), refFor(s, groups), sha256(content)));
+  return run(s, applyBlueprintScript(target(), refFor(s, groups, createGroups), sha256(content)));
 }
 
 /** The blueprint edgeplane wrote before: one binding per group, any one of them lets in. */
@@ -658,6 +659,43 @@ describe(
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /auth\.groups names groups that do not exist in Authentik: nope; create them first/);
       assert.equal(fs.existsSync(s.target), false);
+    });
+
+    it("with authentik.createGroups, a missing group is created and its members then get in", () => {
+      const s = scene();
+      const r = up(s, ["admins", "newcomers"], true);
+      assert.equal(r.code, 0, r.stderr);
+      const [created, ...more] = ofModel(s, "authentik_core.group").filter((g) => g.name === "newcomers");
+      assert.deepEqual(more, []);
+      assert.deepEqual(created, { name: "newcomers" });
+      // Created empty: nobody is in it yet, so only admins get in.
+      assert.deepEqual(who(s), { alice: "yes", olga: "no", sam: "no", nobody: "no" });
+      // Someone adds nobody to the new group in Authentik: the policy now lets them in.
+      const state = objects(s);
+      const pk = Object.keys(state["authentik_core.group"]!).find(
+        (k) => state["authentik_core.group"]![k]!.name === "newcomers",
+      )!;
+      state["authentik_core.user"]!["user-nobody"]!.groups = [pk];
+      fs.writeFileSync(path.join(s.state, "objects.json"), JSON.stringify(state));
+      assert.deepEqual(who(s), { alice: "yes", olga: "no", sam: "no", nobody: "yes" });
+      // A second apply creates nothing more and takes nobody out.
+      const again = up(s, ["admins", "newcomers"], true);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(ofModel(s, "authentik_core.group").filter((g) => g.name === "newcomers").length, 1);
+      assert.deepEqual(objects(s)["authentik_core.group"], state["authentik_core.group"]);
+      assert.equal(who(s).nobody, "yes");
+    });
+
+    it("with authentik.createGroups, an existing group is left exactly as it was, members and attributes", () => {
+      const s = scene();
+      const seeded = authentikObjects();
+      seeded["authentik_core.group"]!["group-ops"] = { name: "ops", is_superuser: false, attributes: { team: "night" } };
+      fs.writeFileSync(path.join(s.state, "objects.json"), JSON.stringify(seeded));
+      const r = up(s, ["ops"], true);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(objects(s)["authentik_core.group"], seeded["authentik_core.group"]);
+      assert.deepEqual(objects(s)["authentik_core.user"], seeded["authentik_core.user"]);
+      assert.deepEqual(who(s), { alice: "no", olga: "yes", sam: "no", nobody: "no" });
     });
   },
 );

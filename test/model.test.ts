@@ -73,6 +73,13 @@ function problemsOf(mutate: (c: any) => void): readonly string[] {
 describe("buildModel on a valid config", () => {
   const model = buildModel(validConfig());
 
+  it("creates no Authentik group unless authentik.createGroups is true", () => {
+    assert.equal(model.authentik?.createGroups, undefined);
+    const config = validConfig();
+    config.authentik.createGroups = true;
+    assert.equal(buildModel(config).authentik?.createGroups, true);
+  });
+
   it("defaults the FQDN to <service>.<domain> and keeps explicit ones", () => {
     assert.equal(model.services.find((s) => s.name === "vllm")?.fqdn, "vllm.example.org");
     assert.equal(model.services.find((s) => s.name === "authentik")?.fqdn, "auth.example.org");
@@ -446,6 +453,11 @@ describe("buildModel rejects invalid configs, naming each key", () => {
       "adopted record ID that is not an ID",
       (c) => (c.adopt = { records: { grafana: { A: "rec-1" } } }),
       ["edgeplane:adopt.records.grafana.A: must be a 32-character hex Cloudflare record ID"],
+    ],
+    [
+      "createGroups that is not a boolean",
+      (c) => (c.authentik.createGroups = "yes"),
+      ["edgeplane:authentik.createGroups: must be a boolean, got string"],
     ],
     [
       "unknown Authentik flow key",

@@ -148,7 +148,8 @@ def authentik_says(logs):
  *   (authentik/blueprints/v1/importer.py) its check sits in an `elif` after the branch
  *   that takes any existing instance of an ordinary model;
  * - every group exists: the access policy names groups, and a missing one would match
- *   nobody without a word.
+ *   nobody without a word. Not checked when the blueprint creates its missing groups
+ *   (`edgeplane:authentik.createGroups`): the importer creates them in the same apply.
  *
  * `remove_foreign_bindings` runs after the import, in its transaction: every binding on
  * the application but the access policy's goes (an earlier edgeplane's per-group
@@ -168,7 +169,8 @@ from authentik.policies.models import PolicyBinding
 APP = ${py(app.slug)}
 APP_PROVIDER = ${py(app.provider)}
 APP_POLICY = ${py(app.policy)}
-APP_GROUPS = [${app.groups.map(py).join(", ")}]
+# The groups that must exist before the import: none when the blueprint creates them.
+GROUPS_MUST_EXIST = [${(app.createsGroups ? [] : app.groups).map(py).join(", ")}]
 
 
 def check_application():
@@ -179,7 +181,7 @@ def check_application():
             f"Authentik already has an application with slug {APP!r} ({owner}) that edgeplane did not create; "
             "edgeplane does not take it over with its policy bindings: delete or rename it in Authentik, or rename the service"
         )
-    missing = [name for name in APP_GROUPS if not Group.objects.filter(name=name).exists()]
+    missing = [name for name in GROUPS_MUST_EXIST if not Group.objects.filter(name=name).exists()]
     if missing:
         fail(f"auth.groups names groups that do not exist in Authentik: {', '.join(missing)}; create them first")
 

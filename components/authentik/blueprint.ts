@@ -17,6 +17,7 @@ import YAML, { isScalar, isSeq, YAMLSeq, type CollectionTag, type ScalarTag } fr
 // the package's `types` entry does not resolve; the per-model declarations do.
 import type { ApplicationRequest } from "@goauthentik/api/dist/esm/models/ApplicationRequest";
 import type { ExpressionPolicyRequest } from "@goauthentik/api/dist/esm/models/ExpressionPolicyRequest";
+import type { GroupRequest } from "@goauthentik/api/dist/esm/models/GroupRequest";
 import type { OutpostRequest } from "@goauthentik/api/dist/esm/models/OutpostRequest";
 import type { PolicyBindingRequest } from "@goauthentik/api/dist/esm/models/PolicyBindingRequest";
 import type { ProxyProviderRequest } from "@goauthentik/api/dist/esm/models/ProxyProviderRequest";
@@ -96,16 +97,20 @@ export interface BlueprintModels {
   "authentik_policies_expression.expressionpolicy": ExpressionPolicyRequest;
   "authentik_policies.policybinding": PolicyBindingRequest;
   "authentik_outposts.outpost": OutpostRequest;
+  "authentik_core.group": GroupRequest;
 }
 
 export type BlueprintModel = keyof BlueprintModels;
 
 /** What the importer does with an entry's object (authentik/blueprints/v1/common.py, BlueprintEntryDesiredState). */
-export type BlueprintState = "present" | "absent";
+export type BlueprintState = "present" | "created" | "absent";
 
 export interface BlueprintEntry {
   readonly model: BlueprintModel;
-  /** Omitted means `present`: create or update. `absent` deletes the object the identifiers find. */
+  /**
+   * Omitted means `present`: create or update. `created`: create when missing, never
+   * update an existing one. `absent` deletes the object the identifiers find.
+   */
   readonly state?: BlueprintState;
   readonly id?: string;
   readonly identifiers?: object;

@@ -138,7 +138,7 @@ export class AuthentikApp extends pulumi.ComponentResource {
         content: renderAppBlueprint(platform, service, args.flows ?? platform.authentik.flows ?? DEFAULT_FLOWS),
         service: service.name,
         app: {
-          identity: appIdentity(service),
+          identity: appIdentity(service, platform.authentik.createGroups === true),
           removal: renderAppRemovalBlueprint(service),
           removalKeepingApp: renderAppRemovalBlueprint(service, { keepApplication: true }),
         },

@@ -79,11 +79,13 @@ export interface AppIdentity {
   readonly provider: string;
   /** The access policy's name, `edgeplane-<service>-access`: the only policy bound to the application. */
   readonly policy: string;
-  /** The groups the policy lets in: each must exist in Authentik. */
+  /** The groups the policy lets in: each must exist in Authentik, unless the blueprint creates them. */
   readonly groups: readonly string[];
+  /** The blueprint creates its missing groups (`edgeplane:authentik.createGroups`), so the check does not refuse them. */
+  readonly createsGroups?: boolean;
 }
 
-export function appIdentity(service: Service): AppIdentity {
+export function appIdentity(service: Service, createGroups = false): AppIdentity {
   return {
     slug: service.name,
     provider: appBlueprintName(service),
@@ -94,7 +96,19 @@ export function appIdentity(service: Service): AppIdentity {
         ...(service.auth?.grants ?? []).flatMap((g) => ("group" in g ? [g.group] : [])),
       ]),
     ].sort(),
+    ...(createGroups ? { createsGroups: true } : {}),
   };
+}
+
+/** Every group a service's `auth` names (`groups`, `rules[].groups`, `grants[].group`), sorted, once each. */
+export function namedGroups(service: Service): string[] {
+  return [
+    ...new Set([
+      ...(service.auth?.groups ?? []),
+      ...(service.auth?.rules ?? []).flatMap((r) => r.groups),
+      ...(service.auth?.grants ?? []).flatMap((g) => ("group" in g ? [g.group] : [])),
+    ]),
+  ].sort();
 }
 
 /**
@@ -227,7 +241,11 @@ function header(what: string): string {
  * binding is never left out.
  *
  * edgeplane's check before the dry run (apply.ts) fails on a group that does not
- * exist, rather than letting the policy silently match nobody.
+ * exist, rather than letting the policy silently match nobody. With
+ * `edgeplane:authentik.createGroups`, the blueprint instead starts with one
+ * `state: created` entry per group the service names: the importer creates a missing
+ * group and leaves an existing one as it is, members and all (`_apply_models` in
+ * authentik/blueprints/v1/importer.py skips the save when the instance exists).
  */
 export function renderAppBlueprint(model: Model, service: Service, flows: AuthentikFlows = DEFAULT_FLOWS): string {
   if (!service.auth) throw new Error(`internal: service ${service.name} has no auth, so it gets no Authentik application`);
@@ -235,6 +253,9 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
   if (service.name === authentik.name) throw new Error("internal: the Authentik service cannot sit behind itself");
   const url = `https://${service.fqdn}`;
   const identity = appIdentity(service);
+  const groups = model.authentik?.createGroups
+    ? namedGroups(service).map((name) => blueprintEntry("authentik_core.group", { state: "created", identifiers: { name } }))
+    : [];
   const entries: BlueprintEntry[] = [
     blueprintEntry("authentik_providers_proxy.proxyprovider", {
       id: "provider",
@@ -248,6 +269,7 @@ export function renderAppBlueprint(model: Model, service: Service, flows: Authen
         intercept_header_auth: interceptHeaderAuth(service),
       },
     }),
+    ...groups,
     blueprintEntry("authentik_policies_expression.expressionpolicy", {
       id: "access",
       identifiers: { name: identity.policy },

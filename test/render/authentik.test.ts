@@ -16,6 +16,7 @@ import {
 import { RESULT_PREFIX } from "../../components/authentik/apply";
 import {
   appBlueprintName,
+  appIdentity,
   appBlueprintPath,
   authentikContainer,
   blueprintDir,
@@ -150,6 +151,33 @@ describe("Authentik blueprints: what matters", () => {
     assert.ok(entries(renderAppBlueprint(fleet, service(fleet, "grafana"))).every((e) => e.state === undefined));
   });
 
+  it("with authentik.createGroups, creates each group the service names, before the policy, and never updates one", () => {
+    const creating: Model = { ...fleet, authentik: { ...fleet.authentik!, createGroups: true } };
+    const pgadmin = {
+      ...service(fleet, "pgadmin"),
+      auth: { ...service(fleet, "pgadmin").auth!, grants: [{ group: "contractors", until: "2026-12-31T18:00:00Z" }] },
+    };
+    const [provider, ...rest] = entries(renderAppBlueprint(creating, pgadmin));
+    const groups = rest.filter((e) => e.model === "authentik_core.group");
+    // auth.groups, rules[].groups and grants[].group, once each, sorted: all before the access policy.
+    assert.deepEqual(
+      groups.map((g) => [g.state, g.identifiers, g.attrs]),
+      [
+        ["created", { name: "admins" }, undefined],
+        ["created", { name: "contractors" }, undefined],
+        ["created", { name: "dba" }, undefined],
+      ],
+    );
+    assert.deepEqual(
+      rest.slice(groups.length).map((e) => e.model),
+      ["authentik_policies_expression.expressionpolicy", "authentik_core.application", "authentik_policies.policybinding"],
+    );
+    // Everything else is what the stack without the key renders.
+    assert.deepEqual([provider, ...rest.slice(groups.length)], entries(renderAppBlueprint(fleet, pgadmin)));
+    assert.equal(appIdentity(pgadmin, true).createsGroups, true);
+    assert.equal(appIdentity(pgadmin).createsGroups, undefined);
+  });
+
   it("writes group names into the expression as string literals, whatever they contain", () => {
     const odd = { ...service(fleet, "grafana"), auth: { groups: ['a"b', "c\\d", "é\nx"] } };
     const [, policy] = entries(renderAppBlueprint(fleet, odd));
@@ -252,9 +280,11 @@ describe("Authentik blueprints: what matters", () => {
       "authentik_policies.policybinding": "PolicyBindingRequest",
       "authentik_policies_expression.expressionpolicy": "ExpressionPolicyRequest",
       "authentik_outposts.outpost": "OutpostRequest",
+      "authentik_core.group": "GroupRequest",
     };
     let checked = 0;
-    for (const file of files) {
+    const creating: Model = { ...fleet, authentik: { ...fleet.authentik!, createGroups: true } };
+    for (const file of [...files, ...renderBlueprintFiles(creating)]) {
       for (const entry of entries(file.content)) {
         const request = requestOf[entry.model];
         assert.ok(request, `no API type known for ${entry.model}`);
@@ -307,6 +337,8 @@ describe("AuthentikApp and AuthentikOutpost components", () => {
         `const apps = fleet.services.filter((s) => s.auth).map((service) =>`,
         `  new AuthentikApp(service.name + "-authentik", { platform: fleet, service, connection }));`,
         `new AuthentikOutpost("authentik-outpost", { platform: fleet, connection, apps, extraProviders: ["legacy"] });`,
+        `const creating = { ...fleet, authentik: { ...fleet.authentik, createGroups: true } };`,
+        `new AuthentikApp("creating-authentik", { platform: creating, service: fleet.services.find((s) => s.name === "grafana"), connection });`,
       ].join("\n"),
     );
     records = await runProgram({ project: "edgeplane", stack: "test", values: {}, secretKeys: [] }, program);
@@ -364,6 +396,23 @@ describe("AuthentikApp and AuthentikOutpost components", () => {
       assert.ok(create.includes(`NAME = "${name}"`), create);
       assert.ok(create.includes("instance.refresh_from_db()"), create);
       assert.equal(applied.inputs.triggers, undefined, "a trigger would replace, not update (pulumi/pulumi-command#189)");
+    }
+  });
+
+  it("with authentik.createGroups, the blueprint creates the groups and the checks stop requiring them", () => {
+    for (const [component, creates] of [
+      ["grafana-authentik", false],
+      ["creating-authentik", true],
+    ] as const) {
+      const install = byName("command:remote:Command", `${component}-blueprint-install`);
+      const groups = entries(String(install.inputs.stdin)).filter((e) => e.model === "authentik_core.group");
+      assert.deepEqual(
+        groups.map((g) => g.identifiers.name),
+        creates ? ["admins", "ops"] : [],
+      );
+      const mustExist = creates ? "GROUPS_MUST_EXIST = []" : 'GROUPS_MUST_EXIST = ["admins", "ops"]';
+      assert.ok(String(install.inputs.create).includes(mustExist), "the dry run's check");
+      assert.ok(String(byName("command:remote:Command", `${component}-blueprint-apply`).inputs.create).includes(mustExist));
     }
   });
 

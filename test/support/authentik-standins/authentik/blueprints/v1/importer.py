@@ -6,9 +6,10 @@ what decides the outcome of edgeplane's blueprints:
   `partial=True` (attributes the entry leaves out keep their values), otherwise a new
   one is created from attrs merged with the identifiers (identifiers win,
   `always_merger.merge(full_data, updated_identifiers)`).
-- `_apply_models`: `present` saves; `absent` deletes the instance found, or skips when
-  there is none; nothing else is ever deleted: an object the blueprint stops naming
-  stays as it is. The first invalid entry stops the run (returns False).
+- `_apply_models`: `present` saves; `created` saves only when no instance was found
+  (an existing one is skipped, "Instance exists, skipping", never updated); `absent`
+  deletes the instance found, or skips when there is none; nothing else is ever
+  deleted: an object the blueprint stops naming stays as it is. The first invalid entry stops the run (returns False).
 - `apply()` runs `_apply_models` in `atomic()` and rolls back when it fails;
   `validate()` runs it in `transaction_rollback()` and always rolls back.
 - `!Find [model, [field, value]]` is the pk of the first match or None, `!KeyOf id`
@@ -147,7 +148,10 @@ class Importer:
             if errors:
                 self.warn(f"Entry invalid: Serializer errors {errors}", entry)
                 return False
-            pk = fake_orm.save(model, instance.pk if instance is not None else None, fields)
+            if state == "created" and instance is not None:
+                pk = instance.pk  # "Instance exists, skipping": validated, not saved
+            else:
+                pk = fake_orm.save(model, instance.pk if instance is not None else None, fields)
             if "id" in entry:
                 self.pk_map[entry["id"]] = pk
         return True
