@@ -12,26 +12,16 @@ import { parseBlueprint } from "../components/authentik/blueprint";
 import { appIdentity, renderAppBlueprint } from "../components/authentik/render";
 import { buildModel, ConfigError } from "../model";
 import type { Model } from "../model/types";
-import { EDGE_HOST_KEY } from "./fixtures/models";
+import { rawStackConfig } from "./fixtures/models";
 
 function config(auth: unknown): any {
-  return {
-    domain: "example.org",
-    cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
-    hosts: {
-      edge: {
-        ingress: true,
-        publicIPv4: "203.0.113.10",
-        tailnetIP: "100.64.0.1",
-        ssh: { host: "100.64.0.1", user: "deploy", hostKey: EDGE_HOST_KEY },
-      },
-    },
-    services: {
+  return rawStackConfig(
+    {
       grafana: { host: "edge", image: "docker.io/grafana/grafana:11.2.0", port: 3000, caddyPort: 10443, auth },
       authentik: { host: "edge", image: "ghcr.io/goauthentik/server:2025.10.1", port: 9000, caddyPort: 10400 },
     },
-    authentik: { service: "authentik" },
-  };
+    { authentik: { service: "authentik" } },
+  );
 }
 
 const grafana = (model: Model) => model.services.find((s) => s.name === "grafana")!;

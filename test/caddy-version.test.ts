@@ -10,7 +10,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { buildModel } from "../model";
 import { CADDY_VERSION } from "../model/caddy-version";
-import { EDGE_HOST_KEY } from "./fixtures/models";
+import { rawStackConfig } from "./fixtures/models";
 import { requireTool } from "./support/tools";
 
 const repo = path.join(__dirname, "..");
@@ -23,19 +23,9 @@ function required(goMod: string, module: string): string | undefined {
 
 describe("the Caddy release", () => {
   it("is the same in the default sidecar image and in the tools build", () => {
-    const image = buildModel({
-      domain: "example.org",
-      cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
-      hosts: {
-        edge: {
-          ingress: true,
-          publicIPv4: "203.0.113.10",
-          tailnetIP: "100.64.0.1",
-          ssh: { host: "100.64.0.1", user: "deploy", hostKey: EDGE_HOST_KEY },
-        },
-      },
-      services: { web: { host: "edge", image: "docker.io/library/nginx:1.27", port: 8080, caddyPort: 10443 } },
-    }).images.caddy;
+    const image = buildModel(
+      rawStackConfig({ web: { host: "edge", image: "docker.io/library/nginx:1.27", port: 8080, caddyPort: 10443 } }),
+    ).images.caddy;
     assert.equal(image, `ghcr.io/caddybuilds/caddy-cloudflare:${CADDY_VERSION}`);
     const goMod = fs.readFileSync(path.join(repo, "tools", "go.mod"), "utf8");
     assert.equal(

@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import YAML from "yaml";
 import { buildModel, CONFIG_KEYS, ConfigError } from "../model";
 import { loadStackConfig } from "../plan/config";
+import { rawStackConfig } from "./fixtures/models";
 
 const root = path.join(__dirname, "..");
 const projectText = fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8");
@@ -20,23 +21,7 @@ const bare = (key: string) => key.replace(/^edgeplane:/, "");
 
 /** The smallest config the contract allows: one ingress host, one service. */
 function minimalConfig(): Record<string, unknown> {
-  return {
-    domain: "example.org",
-    cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
-    hosts: {
-      edge: {
-        ingress: true,
-        publicIPv4: "203.0.113.10",
-        tailnetIP: "100.64.0.1",
-        ssh: {
-          host: "100.64.0.1",
-          user: "deploy",
-          hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJHt9pmQrCEVqzITQshw4kYGob9kPjibdv+ZNGoeO4/B",
-        },
-      },
-    },
-    services: { whoami: { host: "edge", image: "docker.io/traefik/whoami:v1.10.3", port: 80, caddyPort: 10443 } },
-  };
+  return rawStackConfig({ whoami: { host: "edge", image: "docker.io/traefik/whoami:v1.10.3", port: 80, caddyPort: 10443 } });
 }
 
 function problemsWithout(key: string): readonly string[] {
