@@ -11,6 +11,7 @@ import YAML from "yaml";
 import { configDocs, REFERENCE_FILE } from "../model/docs";
 import { buildModel, CONFIG_KEYS } from "../model";
 import { configReference } from "../model/reference";
+import { rawStackConfig } from "./fixtures/models";
 
 const root = path.join(__dirname, "..");
 const reference = configReference();
@@ -67,19 +68,7 @@ describe("config reference", () => {
     for (const e of reference.filter((r) => !r.path.includes(".") && r.default !== undefined))
       assert.deepEqual(project.config[`edgeplane:${e.path}`]?.default, e.default, e.path);
     // And they are what the model uses for a stack that sets none of those keys.
-    const model = buildModel({
-      domain: "example.org",
-      cloudflare: { zoneId: "0123456789abcdef0123456789abcdef" },
-      hosts: {
-        edge: {
-          ingress: true,
-          publicIPv4: "203.0.113.10",
-          tailnetIP: "100.64.0.1",
-          ssh: { host: "h", user: "u", insecureSkipHostKeyCheck: true },
-        },
-      },
-      services: {},
-    });
+    const model = buildModel(rawStackConfig({}));
     assert.deepEqual(project.config["edgeplane:envoy"]?.default, model.envoy);
     assert.deepEqual(project.config["edgeplane:images"]?.default, model.images);
     assert.deepEqual(project.config["edgeplane:tls"]?.default, model.tls);
