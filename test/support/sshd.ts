@@ -10,6 +10,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { TestContext } from "node:test";
+import { freePort } from "./live";
 
 export const SSHD = "/usr/sbin/sshd";
 
@@ -33,17 +34,6 @@ export function haveOpenSsh(t: TestContext): boolean {
   if (process.env.CI) throw new Error(message);
   t.skip(message);
   return false;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function listening(port: number): Promise<boolean> {
