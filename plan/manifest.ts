@@ -29,12 +29,39 @@ export interface Plan {
 }
 
 const FILE_TYPE = "edgeplane:index:RemoteFile";
+/** A pod lists its files, content included, in its own inputs (components/pod). */
+const POD_TYPE = "edgeplane:index:SidecarPod";
+
+/** A pod's files as its component lists them. */
+function podFiles(pod: RecordedResource): PlannedFile[] {
+  const files = pod.inputs.files;
+  if (!Array.isArray(files)) throw new Error(`internal: pod ${pod.name} lists no files`);
+  return files.map((f: Record<string, unknown>) => {
+    if (typeof f.content !== "string" || f.content === "[unknown]" || f.content === SECRET_PLACEHOLDER)
+      throw new Error(`internal: file ${String(f.path)} of pod ${pod.name} has no plain content; rendered files never carry a secret`);
+    return {
+      host: String(f.host),
+      path: String(f.path),
+      owner: String(f.owner),
+      mode: String(f.mode),
+      sha256: String(f.sha256),
+      service: typeof f.service === "string" ? f.service : null,
+      content: f.content,
+    };
+  });
+}
+
+/** plan.json lists a pod's files without their content, which is under hosts/. */
+function withoutContent(r: RecordedResource): Record<string, unknown> {
+  if (r.type !== POD_TYPE || !Array.isArray(r.inputs.files)) return r.inputs;
+  return { ...r.inputs, files: r.inputs.files.map(({ content: _content, ...rest }: Record<string, unknown>) => rest) };
+}
 
 export function plannedFiles(records: readonly RecordedResource[]): PlannedFile[] {
   const byName = new Map(records.map((r) => [`${r.type}::${r.name}`, r]));
   const files = records
     .filter((r) => r.type === FILE_TYPE)
-    .map((r) => {
+    .map((r): PlannedFile => {
       const install = byName.get(`command:remote:Command::${r.name}-install`);
       const content = install?.inputs.stdin;
       if (typeof content !== "string") throw new Error(`internal: file ${r.name} has no content`);
@@ -52,7 +79,8 @@ export function plannedFiles(records: readonly RecordedResource[]): PlannedFile[
         service: i.service ?? null,
         content,
       };
-    });
+    })
+    .concat(records.filter((r) => r.type === POD_TYPE).flatMap(podFiles));
   const seen = new Set<string>();
   for (const f of files) {
     const key = `${f.host}:${f.path}`;
@@ -74,7 +102,7 @@ export function buildPlan(
       type: r.type,
       name: r.name,
       parent: r.parent,
-      inputs: sortKeys(r.inputs) as Record<string, unknown>,
+      inputs: sortKeys(withoutContent(r)) as Record<string, unknown>,
       // An adopted resource is imported by the first `up`, not created: say so in the plan.
       ...(r.importId ? { import: r.importId } : {}),
     }));

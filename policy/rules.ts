@@ -19,6 +19,7 @@ export const API_TOKEN = "cloudflare:index/apiToken:ApiToken";
 export const COMMAND_TYPES = ["command:remote:Command", "command:local:Command"];
 export const INGRESS_HOST = "edgeplane:index:IngressHost";
 export const REMOTE_FILE = "edgeplane:index:RemoteFile";
+export const SIDECAR_POD = "edgeplane:index:SidecarPod";
 
 /** Cloudflare's "DNS Write" and "Zone Read" permission groups (Zone Read: cloudflare-docs fundamentals/api/how-to/create-via-api; both IDs as Cloudflare's permission-groups API lists them). */
 export const DNS_WRITE = "4755a26eedb94da69e1066d98aa820be";
@@ -174,27 +175,41 @@ export function caddyMetricsPorts(caddyfile: string): number[] {
   return [...caddyfile.matchAll(/^http:\/\/:(\d+) \{\n\tmetrics \/\S*\n\}$/gm)].map((m) => Number(m[1]));
 }
 
-/** Every Quadlet file the stack pushes, with its content (the install command's stdin). */
+/**
+ * Every Quadlet file the stack pushes, with its content: a pod lists its files (content
+ * included) in its own props; a host-wide file's content is its install command's stdin.
+ */
 export function pushedUnitFiles(
   resources: readonly Resource[],
 ): { path: string; content: string; owner: string; metricsPorts: number[] }[] {
   const installs = new Map(resources.filter((r) => COMMAND_TYPES.includes(r.type)).map((r) => [r.name, r]));
-  const contentOf = (file: Resource) => String(installs.get(`${file.name}-install`)?.props.stdin ?? "");
-  const files = resources.filter((r) => r.type === REMOTE_FILE);
+  const files = [
+    ...resources
+      .filter((r) => r.type === REMOTE_FILE)
+      .map((r) => ({
+        host: String(r.props.host),
+        path: String(r.props.path),
+        content: String(installs.get(`${r.name}-install`)?.props.stdin ?? ""),
+        owner: `${r.name} on ${r.props.host}`,
+      })),
+    ...resources
+      .filter((r) => r.type === SIDECAR_POD && Array.isArray(r.props.files))
+      .flatMap((pod) =>
+        (pod.props.files as Record<string, unknown>[]).map((f) => ({
+          host: String(f.host),
+          path: String(f.path),
+          content: String(f.content ?? ""),
+          owner: `pod ${pod.name} on ${f.host}`,
+        })),
+      ),
+  ];
   // A service's files all live below its home, /var/lib/edgeplane/<service>/, on its host.
-  const homeOf = (file: Resource) =>
-    `${file.props.host} ${/^\/var\/lib\/edgeplane\/[^/]+\//.exec(String(file.props.path))?.[0] ?? ""}`;
+  const homeOf = (file: { host: string; path: string }) =>
+    `${file.host} ${/^\/var\/lib\/edgeplane\/[^/]+\//.exec(file.path)?.[0] ?? ""}`;
   const metricsByHome = new Map(
-    files
-      .filter((f) => String(f.props.path).endsWith("/caddy/Caddyfile"))
-      .map((f) => [homeOf(f), caddyMetricsPorts(contentOf(f))]),
+    files.filter((f) => f.path.endsWith("/caddy/Caddyfile")).map((f) => [homeOf(f), caddyMetricsPorts(f.content)]),
   );
   return files
-    .filter((r) => /\.(pod|container)$/.test(String(r.props.path)))
-    .map((file) => ({
-      path: String(file.props.path),
-      content: contentOf(file),
-      owner: `${file.name} on ${file.props.host}`,
-      metricsPorts: metricsByHome.get(homeOf(file)) ?? [],
-    }));
+    .filter((f) => /\.(pod|container)$/.test(f.path))
+    .map((f) => ({ path: f.path, content: f.content, owner: f.owner, metricsPorts: metricsByHome.get(homeOf(f)) ?? [] }));
 }

@@ -4,6 +4,7 @@
  * create. Pulumi's runtime is process-global: one program run per test file.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
@@ -88,20 +89,23 @@ describe("SidecarPod", () => {
     }
   });
 
-  it("hands the token to podman on stdin, as a secret, from a command that logs nothing", () => {
-    const cmd = byName(COMMAND, "grafana-cf-token-secret").inputs;
-    assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
-    assert.equal(cmd.logging, "none");
-    assert.match(String(cmd.create), /podman secret create --replace '\\''grafana-cf-api-token'\\'' - /);
-  });
-
-  it("generates each named app secret once and delivers it the same way", () => {
+  it("hands the token and each generated app secret to the pod on stdin only, from one command per pod", () => {
+    const deploy = byName(COMMAND, "grafana-deploy").inputs;
+    assert.equal(deploy.stdin, SECRET_PLACEHOLDER);
+    const text = String(deploy.create);
+    assert.match(text, /^# secret grafana-cf-api-token \(value on stdin only; a change reloads Caddy\)$/m);
+    assert.match(text, /^# secret grafana-gf-security-secret-key \(value on stdin only; a change restarts the pod\)$/m);
+    assert.match(text, /podman secret create --replace "\$1" - >\/dev\/null/);
     const password = byName("random:index/randomPassword:RandomPassword", "grafana-secret-gf-security-secret-key");
     assert.equal(password.parent, "grafana");
     assert.equal(password.inputs.length, 48);
-    const cmd = byName(COMMAND, "grafana-secret-gf-security-secret-key-podman").inputs;
-    assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
-    assert.equal(cmd.logging, "none");
+    // Nothing else of the pod talks to its host: one SSH session per changed pod.
+    assert.deepEqual(
+      ofType(COMMAND)
+        .filter((c) => c.parent === "grafana")
+        .map((c) => c.name),
+      ["grafana-deploy"],
+    );
   });
 
   it("never puts a secret in a command's create, update or delete text", () => {
@@ -141,9 +145,9 @@ describe("SidecarPod", () => {
     const key = byName("random:index/randomPassword:RandomPassword", "vllm-l7-key");
     assert.equal(key.parent, "edge");
     assert.equal(key.inputs.length, 48);
-    const cmd = byName(COMMAND, "vllm-l7-credential-secret").inputs;
-    assert.equal(cmd.stdin, SECRET_PLACEHOLDER);
-    assert.match(String(cmd.create), /podman secret create --replace .*vllm\.l7-credential.* - >\/dev\/null/);
+    const deploy = byName(COMMAND, "vllm-deploy").inputs;
+    assert.equal(deploy.stdin, SECRET_PLACEHOLDER);
+    assert.match(String(deploy.create), /^# secret vllm\.l7-credential \(value on stdin only; a change restarts the pod\)$/m);
     // Envoy gets the digest in a file of its own, on stdin only; the command's text
     // is the same whatever the key, so the preview shows it and the policy reads it.
     const digestFile = byName(COMMAND, "edge-l7-credential-vllm");
@@ -165,76 +169,48 @@ describe("SidecarPod", () => {
     );
   });
 
-  it("restarts a pod after its files and secrets, and only when a unit or secret changes", () => {
-    const activate = byName(COMMAND, "grafana-activate");
-    for (const dep of ["grafana-Caddyfile-install", "grafana-cf-token-secret", "grafana-secret-gf-security-secret-key-podman"]) {
-      assert.ok(activate.dependsOn.includes(dep), `activation should wait for ${dep}`);
-    }
-    const files = ofType("edgeplane:index:RemoteFile").filter((f) => f.parent === "grafana");
-    const text = String(activate.inputs.create);
-    for (const f of files) {
-      const listed = text.includes(`${f.inputs.path} ${f.inputs.sha256}`);
-      // The Caddyfile is reloaded, never a reason to restart.
-      assert.equal(listed, !String(f.inputs.path).endsWith("/Caddyfile"), String(f.inputs.path));
-    }
-    // A new generated secret re-runs it through stdin (the secrets' digests, kept
-    // secret), so the text does not wait on values unknown until `up`.
-    assert.equal(activate.inputs.stdin, SECRET_PLACEHOLDER);
-    assert.match(text, /^cat >\/dev\/null$/m);
-    assert.equal(byName(COMMAND, "vllm-activate").inputs.stdin, undefined, "vllm has no generated secret");
-    // A new token reaches the running Caddy by a reload (below), never by a restart.
-    assert.doesNotMatch(text, /grafana-token/);
-    assert.match(text, /systemctl --user restart '\\''grafana-pod.service'\\''/);
-  });
-
-  it("reloads Caddy in place, through its unix admin socket, when only the Caddyfile changes", () => {
-    const reload = byName(COMMAND, "grafana-reload");
-    const caddyfile = ofType("edgeplane:index:RemoteFile").find(
-      (f) => f.parent === "grafana" && String(f.inputs.path).endsWith("/Caddyfile"),
-    )!;
-    const text = String(reload.inputs.create);
-    assert.ok(text.includes(`${caddyfile.inputs.path} ${caddyfile.inputs.sha256}`));
-    assert.match(
-      text,
-      /podman exec .*grafana-caddy.* caddy reload --config \/etc\/caddy\/Caddyfile --adapter caddyfile --address .*unix\/\/run\/caddy-admin.sock/,
-    );
-    assert.doesNotMatch(text, /systemctl/);
-    assert.ok(reload.dependsOn.includes("grafana-activate") && reload.dependsOn.includes("grafana-Caddyfile-install"));
-  });
-
-  it("checks every file with its real tool before it replaces the installed one", () => {
-    for (const f of ofType("edgeplane:index:RemoteFile")) {
-      const create = String(byName(COMMAND, `${f.name}-install`).inputs.create);
-      const p = String(f.inputs.path);
-      const expected = p.endsWith("/Caddyfile")
-        ? /caddy validate --adapter caddyfile/
-        : /\.(pod|container|volume)$/.test(p)
-          ? /podman\/quadlet\W{0,8} -dryrun/
-          : p === "/etc/envoy/check/static.yaml"
-            ? /envoy --mode validate/
-            : null;
-      if (expected) assert.match(create, expected, p);
+  it("names each file of a pod with its hash in the deploy command's text, so a preview shows what changed", () => {
+    for (const pod of ofType("edgeplane:index:SidecarPod")) {
+      const text = String(byName(COMMAND, `${pod.name}-deploy`).inputs.create);
+      const files = pod.inputs.files as { path: string; mode: string; sha256: string; content: string }[];
+      assert.ok(files.length >= 5, pod.name);
+      for (const f of files) {
+        assert.equal(f.sha256, createHash("sha256").update(f.content).digest("hex"), f.path);
+        assert.ok(text.includes(`# file ${f.path} ${f.mode} sha256 ${f.sha256}\n`), `${pod.name}: ${f.path}`);
+      }
     }
   });
 
-  it("installs a pod's pod and volume units before the containers that name them", () => {
-    const app = byName(COMMAND, "grafana-grafana-app.container-install");
-    assert.ok(app.parent === "grafana-grafana-app.container");
-    const appFile = byName("edgeplane:index:RemoteFile", "grafana-grafana-app.container");
-    assert.ok(appFile.dependsOn.includes("grafana-grafana.pod-install"), appFile.dependsOn.join(", "));
-    assert.ok(appFile.dependsOn.includes("grafana-grafana-caddy-data.volume-install"));
+  it("validates a pod's files together with their real tools before any of them replaces an installed one", () => {
+    const text = String(byName(COMMAND, "grafana-deploy").inputs.create);
+    const at = (re: RegExp) => {
+      const m = re.exec(text);
+      assert.ok(m, String(re));
+      return m.index;
+    };
+    const quadlet = at(/quadlet'\\'' -dryrun -user/);
+    const caddy = at(/caddy validate --adapter caddyfile/);
+    const firstSwap = at(/^swap /m);
+    assert.ok(quadlet < firstSwap && caddy < firstSwap);
+    assert.ok(at(/systemctl --user restart 'grafana-pod.service'/) > firstSwap);
+    assert.match(text, /podman exec --env CF_API_TOKEN '\\''grafana-caddy'\\'' caddy reload --config \/etc\/caddy\/Caddyfile --adapter caddyfile --address '\\''unix\/\/run\/caddy-admin.sock'\\''/);
+    // Envoy's static check is validated by Envoy before the live files change.
+    assert.match(String(byName(COMMAND, "edge-check-install").inputs.create), /envoy --mode validate/);
   });
 
   it("keeps Caddy's certificates through pod replacement and service re-creation", () => {
     // The data is a named volume owned by the service user; nothing removes either.
-    const user = byName(COMMAND, "grafana-user").inputs;
-    assert.doesNotMatch(String(user.delete), /userdel|rm -r/);
+    const deploy = byName(COMMAND, "grafana-deploy").inputs;
+    assert.doesNotMatch(String(deploy.delete), /userdel|rm -r/);
     for (const cmd of ofType(COMMAND)) {
       for (const text of [cmd.inputs.create, cmd.inputs.delete])
         assert.doesNotMatch(String(text ?? ""), /podman volume rm|volume prune/, cmd.name);
     }
-    const volume = ofType("edgeplane:index:RemoteFile").find((f) => String(f.inputs.path).endsWith("/grafana-caddy-data.volume"));
-    assert.ok(volume, "Caddy's /data is a Quadlet-managed named volume");
+    const grafana = byName("edgeplane:index:SidecarPod", "grafana").inputs.files as { path: string }[];
+    assert.ok(
+      grafana.some((f) => f.path.endsWith("/grafana-caddy-data.volume")),
+      "Caddy's /data is a Quadlet-managed named volume",
+    );
   });
 
   it("parents every resource to a component, and components to nothing but the stack", () => {
@@ -248,7 +224,12 @@ describe("SidecarPod", () => {
   });
 
   it("installs a pod's files as its service user, and Envoy's as root on the ingress host", () => {
-    const files = ofType("edgeplane:index:RemoteFile");
+    const files = [
+      ...ofType("edgeplane:index:RemoteFile"),
+      ...ofType("edgeplane:index:SidecarPod").flatMap((pod) =>
+        (pod.inputs.files as Record<string, unknown>[]).map((inputs) => ({ inputs })),
+      ),
+    ];
     for (const f of files.filter((x) => x.inputs.service !== null)) {
       // A protected service's Authentik blueprint is its own, but lives in the Authentik
       // service's blueprint folder ("sso" in this stack), owned by that service's user.

@@ -124,18 +124,14 @@ describe("a change touches only what it must", () => {
     const ownerOf = owners(plans.get("base")!);
     assert.deepEqual(
       changes.changed.filter((k) => ownerOf.get(k) === "sso"),
-      [
-        "command:remote:Command::sso-Caddyfile-install",
-        "command:remote:Command::sso-reload",
-        "edgeplane:index:RemoteFile::sso-Caddyfile",
-      ],
+      ["command:remote:Command::sso-deploy", "edgeplane:index:SidecarPod::sso"],
     );
     assert.deepEqual(changes.added, []);
     const removedTypes = new Set(changes.removed.map((k) => k.split("::")[0]));
     for (const t of [
       "cloudflare:index/apiToken:ApiToken",
       "cloudflare:index/dnsRecord:DnsRecord",
-      "edgeplane:index:RemoteFile",
+      "edgeplane:index:SidecarPod",
       "random:index/randomPassword:RandomPassword",
       "command:remote:Command",
     ]) {

@@ -44,7 +44,7 @@ describe("Authentik in the example stack", () => {
   it("installs each blueprint on the Authentik host, after the Authentik pod", () => {
     for (const app of ofType("edgeplane:index:AuthentikApp")) {
       // A dependency on a component is a dependency on each of its resources.
-      assert.ok(app.dependsOn.includes("authentik-activate"), `${app.name} waits for the Authentik pod`);
+      assert.ok(app.dependsOn.includes("authentik-deploy"), `${app.name} waits for the Authentik pod`);
     }
     const blueprints = ofType("edgeplane:index:RemoteFile").filter((f) => String(f.inputs.path).includes("/blueprints/"));
     assert.deepEqual([...new Set(blueprints.map((f) => f.inputs.host))], ["edge"]);

@@ -58,7 +58,8 @@ describe("pod tokens with challenge delegation", () => {
       [cname.zoneId, cname.type, cname.name, cname.content, cname.proxied],
       [PROD_ZONE, "CNAME", "_acme-challenge.grafana.example.net", "grafana.example.net.acme.example.com", false],
     );
-    const caddyfile = byName(COMMAND, "grafana-Caddyfile-install").inputs.stdin as string;
+    const files = byName("edgeplane:index:SidecarPod", "grafana").inputs.files as { path: string; content: string }[];
+    const caddyfile = files.find((f) => f.path.endsWith("/caddy/Caddyfile"))!.content;
     assert.match(caddyfile, /^\t\tdns_challenge_override_domain grafana\.example\.net\.acme\.example\.com$/m);
     // Every pod gets one, tailnet services included: their certificates are public too.
     const names = records.filter((r) => r.type === DNS && r.inputs.type === "CNAME").map((r) => r.name);
@@ -88,16 +89,12 @@ describe("token rotation", () => {
     assert.equal(byName(TOKEN, "vllm-token").inputs.name, "edgeplane-contract-vllm");
   });
 
-  it("hands the new token to the running Caddy on stdin and reloads it, after the podman secret is swapped", () => {
-    const reload = byName(COMMAND, "grafana-reload");
-    assert.equal(reload.inputs.stdin, SECRET_PLACEHOLDER);
-    assert.equal(reload.inputs.logging, "none");
-    const text = String(reload.inputs.create);
-    // The new token's value on stdin re-runs the reload; the text does not depend on it.
-    assert.doesNotMatch(text, /grafana-token/);
-    assert.match(text, /CF_API_TOKEN="\$\(cat\)" podman exec --env CF_API_TOKEN .*grafana-caddy.* caddy reload /);
-    assert.doesNotMatch(text, /systemctl/, "a rotation never restarts the pod");
-    assert.ok(reload.dependsOn.includes("grafana-cf-token-secret"), reload.dependsOn.join(", "));
+  it("hands the new token to the pod's deploy on stdin, which reloads Caddy with it (see test/pod-deploy.test.ts)", () => {
+    const deploy = byName(COMMAND, "grafana-deploy");
+    assert.equal(deploy.inputs.stdin, SECRET_PLACEHOLDER);
+    // The new token's value on stdin re-runs the deploy; its text does not depend on it.
+    assert.doesNotMatch(String(deploy.inputs.create), /grafana-token|2026-11/);
+    assert.match(String(deploy.inputs.create), /^# secret grafana-cf-api-token \(value on stdin only; a change reloads Caddy\)$/m);
   });
 });
 

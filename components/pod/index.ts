@@ -7,11 +7,12 @@ import { hostByName, ingressHost, serviceHome, serviceUser } from "../../model/t
 import type { Model, Service } from "../../model/types";
 import { blueprintDir } from "../authentik/render";
 import { l7Credential } from "../ingress/render";
-import { RemoteFile, type Connection } from "../remote/file";
-import { asServiceUser, caddyModulesCheck, quadletValidator, shQuote } from "../remote/script";
+import type { Connection } from "../remote/file";
+import { shQuote } from "../remote/script";
+import { deployBundle, podDeployScript, podRemoveScript, type DeployFile, type DeploySecret, type PodDeploySpec } from "./deploy";
 import { CADDY_ADMIN_SOCKET, requiredCaddyModules } from "./render/caddyfile";
-import { CADDYFILE_IN_CONTAINER, caddyfilePath } from "./render/names";
-import { cloudflareTokenSecretName, l7CredentialSecretName, podmanSecretName, renderPodFiles, type PodFile } from "./render";
+import { CADDYFILE_IN_CONTAINER, caddyfilePath, quadletDir } from "./render/names";
+import { cloudflareTokenSecretName, l7CredentialSecretName, podmanSecretName, renderPodFiles } from "./render";
 
 export interface SidecarPodArgs {
   /** The validated stack model the service is part of (addresses, images, TLS issuer). */
@@ -32,6 +33,9 @@ export interface SidecarPodArgs {
  * terminates TLS for the service's name, the app (never published), podman secrets,
  * the DNS record(s) and a Cloudflare token that can only solve DNS-01 in one zone.
  */
+/** The component's type token; its inputs and outputs list the pod's files (see the constructor). */
+export const SIDECAR_POD = "edgeplane:index:SidecarPod";
+
 export class SidecarPod extends pulumi.ComponentResource {
   public readonly fqdn: string;
   public readonly url: string;
@@ -39,179 +43,78 @@ export class SidecarPod extends pulumi.ComponentResource {
   public readonly files: string[];
 
   constructor(name: string, args: SidecarPodArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("edgeplane:index:SidecarPod", name, {}, opts);
     const { platform, service, connection } = args;
     if (!platform.services.some((s) => s.name === service.name)) {
-      throw new pulumi.ResourceError(`service "${service.name}" is not part of the platform model`, this);
+      throw new Error(`SidecarPod ${name}: service "${service.name}" is not part of the platform model`);
     }
-    const user = serviceUser(service);
-
-    const account = new command.remote.Command(
-      `${name}-user`,
-      {
-        connection,
-        create: serviceUserScript(service),
-        // The user and its home stay: they hold Caddy's certificates and ACME account
-        // (podman volumes), and re-issuing them on every re-creation hits CA rate limits.
-        delete: `sudo -n loginctl disable-linger ${shQuote(user)} || true\n`,
-      },
-      { parent: this },
-    );
-
-    const secretCommands: command.remote.Command[] = [];
-    /** Digest of each generated secret's value, by environment name: a new value restarts the pod. */
-    const secretDigests: pulumi.Output<string>[] = [];
-    const podmanSecret = (secretName: string, value: pulumi.Output<string>, resource: string) => {
-      const cmd = new command.remote.Command(
-        resource,
-        {
-          connection,
-          // The value is on stdin only: never in the command text, the logs or stdout.
-          stdin: pulumi.secret(value),
-          create: asServiceUser(user, `podman secret create --replace ${shQuote(secretName)} - >/dev/null`),
-          delete: asServiceUser(user, `podman secret rm ${shQuote(secretName)} >/dev/null 2>&1 || true`),
-          logging: "none",
-        },
-        { parent: this, dependsOn: [account], additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
-      );
-      secretCommands.push(cmd);
+    const podFiles = renderPodFiles(platform, service);
+    // The pod's files as installed, with their content (never secret): `pulumi preview`
+    // shows which file changed, the offline plan writes them out, and the policy pack
+    // checks the units (the engine records a component's outputs, and policies read them).
+    const described = {
+      host: service.host,
+      files: podFiles.map((f) => ({
+        host: service.host,
+        path: f.path,
+        owner: serviceUser(service),
+        mode: f.mode,
+        service: service.name,
+        sha256: sha256(f.content),
+        content: f.content,
+      })),
     };
+    super(SIDECAR_POD, name, described, opts);
 
+    /** Each podman secret with its value: on the deploy's stdin only, never in a file or a command's text. */
+    const secrets: { secret: DeploySecret; value: pulumi.Output<string> }[] = [];
     let cfToken: cloudflare.ApiToken | undefined;
     if (platform.tls.issuer === "cloudflare-dns") {
       cfToken = this.dnsToken(name, platform, service);
-      // Not a restart trigger: the reload below hands a new token to the running Caddy.
-      podmanSecret(cloudflareTokenSecretName(service), cfToken.value, `${name}-cf-token-secret`);
+      // A new token is handed to the running Caddy by a reload, not a restart.
+      secrets.push({ secret: { name: cloudflareTokenSecretName(service), onChange: "reload" }, value: cfToken.value });
     }
-
     if (service.l7) {
       if (args.l7Key === undefined) {
         throw new pulumi.ResourceError(`service "${service.name}" has l7, so it needs the l7Key IngressHost made for it`, this);
       }
       const credential = pulumi.output(args.l7Key).apply((key) => l7Credential(service, key));
-      podmanSecret(l7CredentialSecretName(service), credential, `${name}-l7-credential-secret`);
+      secrets.push({ secret: { name: l7CredentialSecretName(service), onChange: "restart" }, value: credential });
     }
-
     for (const envName of service.secrets) {
       const suffix = envName.toLowerCase().replace(/_/g, "-");
       // Generated once and kept in state; never rendered into a file.
       const value = new random.RandomPassword(`${name}-secret-${suffix}`, { length: 48, special: false }, { parent: this });
-      podmanSecret(podmanSecretName(service, envName), value.result, `${name}-secret-${suffix}-podman`);
-      secretDigests.push(value.result.apply((v) => `${envName} ${createHash("sha256").update(v).digest("hex")}`));
+      secrets.push({ secret: { name: podmanSecretName(service, envName), onChange: "restart" }, value: value.result });
     }
 
-    const podFiles = renderPodFiles(platform, service);
-    // Units are checked by Quadlet before they replace the installed ones, against the
-    // folder as it will be; so the pod and volume units go first and the containers,
-    // which name them, after.
-    const install = (file: PodFile, after: pulumi.Resource[]) => {
-      const basename = file.path.slice(file.path.lastIndexOf("/") + 1);
-      const validate = basename === "Caddyfile" ? caddyValidator(platform, service) : quadletValidator(basename, user);
-      return new RemoteFile(
-        `${name}-${basename}`,
-        {
-          connection,
-          host: service.host,
-          path: file.path,
-          content: file.content,
-          owner: user,
-          mode: file.mode,
-          service: service.name,
-          validate,
-        },
-        { parent: this, dependsOn: [account, ...after] },
-      );
-    };
-    const isContainer = (f: PodFile) => f.path.endsWith(".container");
-    const referenced = podFiles.filter((f) => !isContainer(f)).map((f) => install(f, []));
-    const containers = podFiles.filter(isContainer).map((f) =>
-      install(
-        f,
-        referenced.map((r) => r.install),
-      ),
+    const deploy = podDeploySpec(
+      platform,
+      service,
+      described.files,
+      secrets.map((s) => s.secret),
     );
-    const installed = [...referenced, ...containers];
-
-    // Restart for what the containers read at start (units, images, secrets); reload for
-    // the Caddyfile, which Caddy swaps in without dropping connections (grace_period).
-    // Each command re-runs (as an update) exactly when an input it depends on changed,
-    // and never otherwise: the text lists the hashes of its files, and what is secret or
-    // unknown until `up` (a generated secret, a new token) travels on stdin, so the text
-    // is known at preview, where the policy pack checks it.
-    const caddyfile = installed.find((f) => f.path === caddyfilePath(service));
-    if (!caddyfile) throw new pulumi.ResourceError(`internal: no Caddyfile for ${service.name}`, this);
-    const units = installed.filter((f) => f !== caddyfile);
-    const podUnit = shQuote(`${service.name}-pod.service`);
-    const restartText = pulumi.all(units.map((f) => pulumi.interpolate`${f.path} ${f.sha256}`)).apply((files) =>
-      [
-        `# edgeplane: (re)start pod ${service.name}`,
-        ...files.map((f) => `# unit ${f}`),
-        "set -eu",
-        // stdin holds the digests of the generated secrets, only so that a new secret
-        // re-runs this command; nothing here needs them.
-        ...(secretDigests.length > 0 ? ["cat >/dev/null"] : []),
-        // The Authentik pod bind-mounts its blueprint folder, which must exist first.
-        ...(platform.authentik?.service === service.name
-          ? [asServiceUser(user, `mkdir -p ${shQuote(blueprintDir(platform))}`)]
-          : []),
-        // Quadlet reports unit errors only in its own dry run; daemon-reload would
-        // silently drop a broken unit.
-        asServiceUser(
-          user,
-          `/usr/libexec/podman/quadlet -dryrun -user >/dev/null && systemctl --user daemon-reload && systemctl --user restart ${podUnit}`,
-        ),
-        "",
-      ].join("\n"),
-    );
-    const restart = new command.remote.Command(
-      `${name}-activate`,
-      {
-        connection,
-        create: restartText,
-        delete: asServiceUser(user, `systemctl --user stop ${podUnit} || true; systemctl --user daemon-reload || true`),
-        ...(secretDigests.length > 0
-          ? { stdin: pulumi.secret(pulumi.all(secretDigests).apply((lines) => lines.join("\n") + "\n")) }
-          : {}),
-      },
-      {
-        parent: this,
-        dependsOn: [...installed.map((f) => f.install), ...secretCommands],
-        ...(secretDigests.length > 0 ? { additionalSecretOutputs: ["stdin"] } : {}),
-      },
-    );
-    const caddyContainer = shQuote(`${service.name}-caddy`);
-    const reloadCaddy = `caddy reload --config ${CADDYFILE_IN_CONTAINER} --adapter caddyfile --address ${shQuote(`unix/${CADDY_ADMIN_SOCKET}`)}`;
-    // The Caddyfile reads the token as {$CF_API_TOKEN}, substituted by whichever process
-    // adapts it: at start, the container's env (the podman secret); on reload, the value
-    // this command reads from stdin. So a new token reaches the running Caddy by a reload,
-    // without dropping a connection, and a restart later reads the replaced secret.
-    const withToken = cfToken ? `CF_API_TOKEN="$(cat)" podman exec --env CF_API_TOKEN` : "podman exec";
+    // One command, one SSH session: it re-runs (as an update) exactly when a file's hash
+    // (in its text) or a secret's value (on stdin) changed, and never otherwise. Its text
+    // is known at preview, where the policy pack checks it and a reviewer sees which
+    // files changed; what is secret or known only at `up` travels on stdin.
     new command.remote.Command(
-      `${name}-reload`,
+      `${name}-deploy`,
       {
         connection,
-        // A rotated token changes stdin (its value), which re-runs the reload.
-        create: caddyfile.sha256.apply((hash) =>
-          [
-            `# edgeplane: reload Caddy of ${service.name}`,
-            `# Caddyfile ${caddyfile.path} ${hash}`,
-            "set -eu",
-            // A container that is not running reads the new file when it starts.
-            asServiceUser(
-              user,
-              `if [ "$(podman container inspect -f '{{.State.Running}}' ${caddyContainer} 2>/dev/null)" = true ]; then ` +
-                `${withToken} ${caddyContainer} ${reloadCaddy}; fi`,
+        create: podDeployScript(deploy),
+        delete: podRemoveScript(deploy),
+        stdin: pulumi.secret(
+          pulumi.all(secrets.map((s) => s.value)).apply((values) =>
+            deployBundle(
+              podFiles.map((f) => f.content),
+              values,
             ),
-            "",
-          ].join("\n"),
+          ),
         ),
-        ...(cfToken ? { stdin: pulumi.secret(cfToken.value), logging: "none" as const } : {}),
+        // The tools' messages are the useful output; the script never prints a secret.
+        logging: "stderr",
       },
-      {
-        parent: this,
-        dependsOn: [caddyfile.install, restart, ...secretCommands],
-        ...(cfToken ? { additionalSecretOutputs: ["stdout", "stderr", "stdin"] } : {}),
-      },
+      { parent: this, additionalSecretOutputs: ["stdin"] },
     );
 
     this.dnsRecords(name, platform, service);
@@ -219,7 +122,7 @@ export class SidecarPod extends pulumi.ComponentResource {
     this.fqdn = service.fqdn;
     this.url = `https://${service.fqdn}`;
     this.files = podFiles.map((f) => f.path);
-    this.registerOutputs({ fqdn: this.fqdn, url: this.url, files: this.files });
+    this.registerOutputs({ fqdn: this.fqdn, url: this.url, ...described });
   }
 
   /**
@@ -302,6 +205,35 @@ export function challengeTarget(platform: Model, service: Service): string | und
   return zone && `${service.fqdn}.${zone.name}`;
 }
 
+/**
+ * What the pod's deploy command does on its host (components/pod/deploy.ts): `files`
+ * and `secrets` in the order their contents and values travel on stdin.
+ */
+export function podDeploySpec(
+  platform: Model,
+  service: Service,
+  files: readonly DeployFile[],
+  secrets: readonly DeploySecret[],
+): PodDeploySpec {
+  return {
+    service: service.name,
+    user: serviceUser(service),
+    home: serviceHome(service),
+    unitDir: quadletDir(service),
+    caddyfile: caddyfilePath(service),
+    files,
+    secrets,
+    ...(platform.tls.issuer === "cloudflare-dns" ? { tokenSecret: cloudflareTokenSecretName(service) } : {}),
+    caddyImage: platform.images.caddy,
+    caddyModules: requiredCaddyModules(service),
+    podUnit: `${service.name}-pod.service`,
+    caddyContainer: `${service.name}-caddy`,
+    reloadCaddy: `caddy reload --config ${CADDYFILE_IN_CONTAINER} --adapter caddyfile --address ${shQuote(`unix/${CADDY_ADMIN_SOCKET}`)}`,
+    // The Authentik pod bind-mounts its blueprint folder, which must exist first.
+    beforeStart: platform.authentik?.service === service.name ? [`mkdir -p ${shQuote(blueprintDir(platform))}`] : [],
+  };
+}
+
 /** Pulumi `import` for an existing object; the first `up` then takes it over instead of creating a duplicate. */
 function adoptOptions(importId: string | undefined): pulumi.CustomResourceOptions {
   return importId ? { import: importId } : {};
@@ -312,50 +244,6 @@ function asCidr(address: string): string {
   return address.includes("/") ? address : `${address}/${address.includes(":") ? 128 : 32}`;
 }
 
-/** Creates the service user once (with subordinate IDs for rootless podman) and lets its units run without a login. */
-function serviceUserScript(service: Service): string {
-  const user = shQuote(serviceUser(service));
-  const home = shQuote(serviceHome(service));
-  return [
-    `# edgeplane: service user for ${service.name}`,
-    "set -eu",
-    `if ! id -u ${user} >/dev/null 2>&1; then`,
-    `  sudo -n mkdir -p "$(dirname ${home})"`,
-    `  sudo -n useradd --create-home --home-dir ${home} --shell /usr/sbin/nologin --comment ${shQuote(`edgeplane service ${service.name}`)} ${user}`,
-    "fi",
-    `if ! grep -q ^${serviceUser(service)}: /etc/subuid; then`,
-    `  echo "edgeplane: ${serviceUser(service)} has no subordinate UIDs in /etc/subuid; rootless podman needs them (usermod --add-subuids)" >&2`,
-    "  exit 1",
-    "fi",
-    `sudo -n loginctl enable-linger ${user}`,
-    "",
-  ].join("\n");
-}
-
-/**
- * `caddy validate` on the candidate Caddyfile, in the pod's own Caddy image, as the
- * service user, after checking that the image has the modules the Caddyfile needs
- * beyond the default image's (`auth.rateLimit` needs http.handlers.rate_limit), so a
- * missing one is refused by name. Validation provisions the DNS module, which checks the token's format,
- * so the real token secret is given to it exactly as the running container gets it.
- */
-export function caddyValidator(platform: Model, service: Service): string {
-  const secret =
-    platform.tls.issuer === "cloudflare-dns"
-      ? `--secret ${shQuote(`${cloudflareTokenSecretName(service)},type=env,target=CF_API_TOKEN`)} `
-      : "";
-  const image = shQuote(platform.images.caddy);
-  const modules = requiredCaddyModules(service);
-  // Only when needed: the same validator text as before for every other pod, so their install is not re-run.
-  const moduleCheck =
-    modules.length > 0
-      ? `${caddyModulesCheck(`podman run --rm --network none ${image} caddy`, platform.images.caddy, modules)} && `
-      : "";
-  return asServiceUser(
-    serviceUser(service),
-    moduleCheck +
-      `podman run --rm --network none ${secret}-v "$1":/etc/caddy/Caddyfile:ro,Z ${image} ` +
-      `caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile`,
-    ['"$candidate"'],
-  );
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }

@@ -125,13 +125,25 @@ export function quadletValidator(unitName: string, user?: string, quadlet: strin
     `scratch=$(mktemp -d) && ` +
     `for f in "$2"/*.pod "$2"/*.container "$2"/*.volume "$2"/*.network; do if [ -f "$f" ]; then cp "$f" "$scratch"/; fi; done && ` +
     `cp "$1" "$scratch/$3" && ` +
-    `QUADLET_UNIT_DIRS="$scratch" ${shQuote(quadlet)} -dryrun${mode} >/dev/null && ` +
-    `mkdir "$scratch/generated" && ` +
-    `QUADLET_UNIT_DIRS="$scratch" ${shQuote(quadlet)}${mode} "$scratch/generated" >/dev/null 2>&1 && ` +
-    `${SYSTEMD_ANALYZE} verify --man=no --generators=no "$scratch"/generated/*.service >/dev/null; ` +
+    `sh -c ${shQuote(quadletFolderCheck(quadlet, mode))} edgeplane "$scratch"; ` +
     `status=$?; rm -rf "$scratch"; exit $status`;
   const args = ['"$candidate"', '"$dir"', shQuote(unitName)];
   return user ? asServiceUser(user, check, args) : `sudo -n sh -c ${shQuote(check)} edgeplane ${args.join(" ")}`;
+}
+
+/**
+ * Shell text (for `sh -c TEXT edgeplane FOLDER`) that checks a whole Quadlet folder as
+ * it will be installed: Quadlet's dry run, then `systemd-analyze verify` over the
+ * services Quadlet generates from it. Rootless (`-user`) unless `mode` is "".
+ */
+export function quadletFolderCheck(quadlet: string = QUADLET, mode: " -user" | "" = " -user"): string {
+  return (
+    `QUADLET_UNIT_DIRS="$1" ${shQuote(quadlet)} -dryrun${mode} >/dev/null && ` +
+    `generated=$(mktemp -d) && ` +
+    `{ QUADLET_UNIT_DIRS="$1" ${shQuote(quadlet)}${mode} "$generated" >/dev/null 2>&1 && ` +
+    `${SYSTEMD_ANALYZE} verify --man=no --generators=no "$generated"/*.service >/dev/null; }; ` +
+    `status=$?; rm -rf "$generated"; exit $status`
+  );
 }
 
 /**

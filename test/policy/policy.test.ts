@@ -92,32 +92,36 @@ describe("the policy pack", () => {
   });
 
   it("rejects a command whose text carries a private key or an inline token", async () => {
-    const pem = edited(named("command:remote:Command", "grafana-activate"), (p) => {
+    const pem = edited(named("command:remote:Command", "grafana-deploy"), (p) => {
       p.create += "\necho '-----BEGIN OPENSSH PRIVATE KEY-----' > /tmp/k\n";
     });
     assert.deepEqual(await violations(pem), [
-      "no-secret-in-command-text: command grafana-activate: its create text contains a private key; pass secrets on stdin",
+      "no-secret-in-command-text: command grafana-deploy: its create text contains a private key; pass secrets on stdin",
     ]);
-    const token = edited(named("command:remote:Command", "grafana-reload"), (p) => {
-      p.create = p.create.replace('CF_API_TOKEN="$(cat)"', "CF_API_TOKEN=Zx9Kq2Lm8Np4Rs6Tv0Wy3Bc5Df7Gh1Jk");
+    const token = edited(named("command:remote:Command", "grafana-deploy"), (p) => {
+      p.create = p.create.replace("CF_API_TOKEN=$(cat)", "CF_API_TOKEN=Zx9Kq2Lm8Np4Rs6Tv0Wy3Bc5Df7Gh1Jk");
     });
-    assert.match((await violations(token)).join("\n"), /grafana-reload: its create text contains a secret assigned inline/);
+    assert.match((await violations(token)).join("\n"), /grafana-deploy: its create text contains a secret assigned inline/);
   });
 
   it("rejects a pod that publishes its app port, and an app on the host network", async () => {
-    const appFile = named("command:remote:Command", "grafana-grafana-app.container-install");
+    // A pod lists its files, content included; the edits change one file's content.
+    const grafana = named("edgeplane:index:SidecarPod", "grafana");
+    const inFile = (suffix: string, edit: (content: string) => string) => (p: Record<string, any>) => {
+      const file = p.files.find((f: { path: string }) => f.path.endsWith(suffix));
+      file.content = edit(file.content);
+    };
     const published = edited(
-      appFile,
-      (p) => (p.stdin = p.stdin.replace("[Container]\n", "[Container]\nPublishPort=3000:3000\n")),
+      grafana,
+      inFile("/grafana-app.container", (c) => c.replace("[Container]\n", "[Container]\nPublishPort=3000:3000\n")),
     );
     assert.match(
       (await violations(published)).join("\n"),
-      /grafana-app\.container \(grafana-grafana-app\.container on edge\): publishes 3000:3000 from a \[Container\]/,
+      /grafana-app\.container \(pod grafana on edge\): publishes 3000:3000 from a \[Container\]/,
     );
-    const podFile = named("command:remote:Command", "grafana-grafana.pod-install");
     const podPublishesApp = edited(
-      podFile,
-      (p) => (p.stdin = p.stdin.replace("[Pod]\n", "[Pod]\nPublishPort=0.0.0.0:3000:3000\n")),
+      grafana,
+      inFile("/grafana.pod", (c) => c.replace("[Pod]\n", "[Pod]\nPublishPort=0.0.0.0:3000:3000\n")),
     );
     assert.match(
       (await violations(podPublishesApp)).join("\n"),
@@ -126,23 +130,25 @@ describe("the policy pack", () => {
     // A tailnet address does not make the app port publishable: only a port where the
     // pod's own Caddyfile serves metrics, and nothing else, is.
     const appOnTailnet = edited(
-      podFile,
-      (p) => (p.stdin = p.stdin.replace("[Pod]\n", "[Pod]\nPublishPort=100.64.0.1:3000:3000\n")),
+      grafana,
+      inFile("/grafana.pod", (c) => c.replace("[Pod]\n", "[Pod]\nPublishPort=100.64.0.1:3000:3000\n")),
     );
     assert.match((await violations(appOnTailnet)).join("\n"), /the pod publishes 100\.64\.0\.1:3000:3000/);
     const metricsInPublic = edited(
-      podFile,
+      grafana,
       // The metrics site's line (host port = pod port), not Caddy's (…:443), also on the tailnet address.
-      (p) => (p.stdin = p.stdin.replace(/^PublishPort=100\.64\.0\.1:(\d+):\1$/m, "PublishPort=0.0.0.0:$1:$1")),
+      inFile("/grafana.pod", (c) => c.replace(/^PublishPort=100\.64\.0\.1:(\d+):\1$/m, "PublishPort=0.0.0.0:$1:$1")),
     );
     assert.match((await violations(metricsInPublic)).join("\n"), /the pod publishes 0\.0\.0\.0:30443:30443/);
-    const caddyfile = named("command:remote:Command", "grafana-Caddyfile-install");
     const metricsSiteProxies = edited(
-      caddyfile,
-      (p) => (p.stdin = p.stdin.replace("\tmetrics /metrics\n", "\tmetrics /metrics\n\treverse_proxy localhost:3000\n")),
+      grafana,
+      inFile("/caddy/Caddyfile", (c) => c.replace("\tmetrics /metrics\n", "\tmetrics /metrics\n\treverse_proxy localhost:3000\n")),
     );
     assert.match((await violations(metricsSiteProxies)).join("\n"), /the pod publishes 100\.64\.0\.1:30443:30443/);
-    const hostNet = edited(appFile, (p) => (p.stdin = p.stdin.replace("[Container]\n", "[Container]\nNetwork=host\n")));
+    const hostNet = edited(
+      grafana,
+      inFile("/grafana-app.container", (c) => c.replace("[Container]\n", "[Container]\nNetwork=host\n")),
+    );
     assert.match((await violations(hostNet)).join("\n"), /a container on the host network/);
   });
 });

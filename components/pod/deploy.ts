@@ -1,0 +1,222 @@
+/**
+ * The one remote command that deploys a pod: pure text builders, so tests can run the
+ * exact shell locally as well as on real hosts.
+ *
+ * A pod changes as one unit, in one SSH session:
+ *   1. stdin carries every file of the pod and every podman secret's value, one base64
+ *      line each, in the order the script's header lists them (never on a command line);
+ *   2. the service user is created if missing (with lingering, so its units run without a
+ *      login);
+ *   3. the files are written to a staging folder in the user's home (the same file system
+ *      as their targets, so each final rename is atomic);
+ *   4. they are validated together, as the pod will be: Quadlet's dry run and
+ *      `systemd-analyze verify` over the staged unit folder, `caddy validate` on the
+ *      staged Caddyfile in the pod's own Caddy image with the new token. On failure
+ *      nothing is moved and `pulumi up` fails with the tool's message, naming the files
+ *      by their installed paths;
+ *   5. only then are the changed files renamed into place (the previous one kept as
+ *      `<file>.edgeplane-prev`), units the pod no longer has removed, and changed
+ *      secrets replaced;
+ *   6. the pod restarts when what its containers read at start changed (units, a
+ *      generated secret, the L7 credential) or it is not running; otherwise a changed
+ *      Caddyfile or token is handed to the running Caddy by `caddy reload`, which keeps
+ *      open connections. Nothing reads a pod's files between the renames and this step
+ *      (systemd reads units at daemon-reload, Caddy its Caddyfile at start or reload),
+ *      so no half-new pod is ever run.
+ */
+import { caddyModulesCheck, QUADLET, quadletFolderCheck, shQuote } from "../remote/script";
+
+/** A file of the pod, below the service user's home. */
+export interface DeployFile {
+  readonly path: string;
+  readonly mode: string;
+  readonly sha256: string;
+}
+
+/** A podman secret of the pod; `reload` when the running Caddy takes a new value by reload. */
+export interface DeploySecret {
+  readonly name: string;
+  readonly onChange: "restart" | "reload";
+}
+
+export interface PodDeploySpec {
+  readonly service: string;
+  readonly user: string;
+  readonly home: string;
+  /** The service user's Quadlet folder (below `home`). */
+  readonly unitDir: string;
+  readonly caddyfile: string;
+  /** In stdin order. */
+  readonly files: readonly DeployFile[];
+  /** In stdin order, after the files. */
+  readonly secrets: readonly DeploySecret[];
+  /** The podman secret whose value Caddy reads as CF_API_TOKEN, if any (one of `secrets`). */
+  readonly tokenSecret?: string;
+  /** The pod's Caddy image, which validates the candidate Caddyfile. */
+  readonly caddyImage: string;
+  /** Caddy modules the Caddyfile needs beyond the default image's, checked by name first. */
+  readonly caddyModules: readonly string[];
+  readonly podUnit: string;
+  readonly caddyContainer: string;
+  /** The `caddy …` words that reload the running Caddy from its mounted Caddyfile. */
+  readonly reloadCaddy: string;
+  /** Shell lines run as the service user before the pod (re)starts (folders it mounts). */
+  readonly beforeStart: readonly string[];
+  /** Where Quadlet lives on the host; tests point it elsewhere. */
+  readonly quadlet?: string;
+  /** The host's subordinate UID file; tests point it elsewhere. */
+  readonly subuidFile?: string;
+}
+
+/** One base64 line per file, then one per secret: the command's stdin. */
+export function deployBundle(files: readonly string[], secrets: readonly string[]): string {
+  return [...files, ...secrets].map((v) => Buffer.from(v, "utf8").toString("base64") + "\n").join("");
+}
+
+function relativeToHome(spec: PodDeploySpec, file: string): string {
+  if (!file.startsWith(`${spec.home}/`)) throw new Error(`internal: ${file} is not below ${spec.home}`);
+  return file.slice(spec.home.length + 1);
+}
+
+export function podDeployScript(spec: PodDeploySpec): string {
+  const q = shQuote;
+  const unitRel = relativeToHome(spec, spec.unitDir);
+  const isUnit = (f: DeployFile) => f.path.startsWith(`${spec.unitDir}/`);
+  const token = spec.tokenSecret ? spec.secrets.findIndex((s) => s.name === spec.tokenSecret) : -1;
+  if (spec.tokenSecret && token < 0) throw new Error(`internal: token secret ${spec.tokenSecret} is not a secret of the pod`);
+  const tokenVar = token >= 0 ? `s${token}` : undefined;
+  /** Runs shell `text` as the service user, with the candidate token (if any) on its stdin as $CF_API_TOKEN. */
+  const withToken = (text: string) =>
+    tokenVar
+      ? `printf '%s' "$${tokenVar}" | base64 -d | as_user sh -c ${q(`CF_API_TOKEN=$(cat) && export CF_API_TOKEN && ${text}`)} edgeplane`
+      : `as_user sh -c ${q(text)} edgeplane`;
+  const caddyfileRel = relativeToHome(spec, spec.caddyfile);
+  const lines = [
+    `# edgeplane: deploy pod ${spec.service} as ${spec.user}, validated as a whole before anything changes`,
+    ...spec.files.map((f) => `# file ${f.path} ${f.mode} sha256 ${f.sha256}`),
+    ...spec.secrets.map(
+      (s) =>
+        `# secret ${s.name} (value on stdin only; a change ${s.onChange === "reload" ? "reloads Caddy" : "restarts the pod"})`,
+    ),
+    "set -eu",
+    // Everything on stdin is read first, so no later command can consume it.
+    ...spec.files.map((_, i) => `IFS= read -r f${i}`),
+    ...spec.secrets.map((_, i) => `IFS= read -r s${i}`),
+    `user=${q(spec.user)}`,
+    `home=${q(spec.home)}`,
+    // The user and its home stay when the pod goes: they hold Caddy's certificates and
+    // ACME account (a podman volume); re-issuing on every re-creation hits CA rate limits.
+    `if ! id -u "$user" >/dev/null 2>&1; then`,
+    `  sudo -n mkdir -p "$(dirname "$home")"`,
+    `  sudo -n useradd --create-home --home-dir "$home" --shell /usr/sbin/nologin --comment ${q(`edgeplane service ${spec.service}`)} "$user"`,
+    "fi",
+    `if ! grep -q "^$user:" ${q(spec.subuidFile ?? "/etc/subuid")}; then`,
+    `  echo "edgeplane: $user has no subordinate UIDs in /etc/subuid; rootless podman needs them (usermod --add-subuids)" >&2`,
+    "  exit 1",
+    "fi",
+    `sudo -n loginctl enable-linger "$user"`,
+    `uid=$(id -u "$user")`,
+    // Lingering starts the user's manager asynchronously; podman and systemctl --user need it (and its runtime folder) now.
+    `sudo -n systemctl start "user@$uid.service"`,
+    // As the service user, in its home, with the environment systemd and podman expect
+    // of a logged-in user (lingering gives it a runtime folder).
+    `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`,
+    `stage=$(as_user mktemp -d "$home/.edgeplane-stage.XXXXXXXX")`,
+    `trap 'as_user rm -rf "$stage"' EXIT`,
+    `put() { as_user mkdir -p "$(dirname "$stage/$2")" && printf '%s' "$1" | base64 -d | as_user sh -c 'cat >"$1" && chmod "$2" "$1"' edgeplane "$stage/$2" "$3"; }`,
+    ...spec.files.map((f, i) => `put "$f${i}" ${q(relativeToHome(spec, f.path))} ${f.mode}`),
+    `as_user mkdir -p "$stage/${unitRel}"`,
+    // Tool messages name the staged files: show them by the paths they are installed at.
+    `fail() { printf 'edgeplane: %s failed validation; nothing of pod ${spec.service} changed:\\n' "$1" >&2; printf '%s\\n' "$2" | sed "s|$stage/|$home/|g" >&2; exit 1; }`,
+    `if ! problems=$(as_user sh -c ${q(quadletFolderCheck(spec.quadlet ?? QUADLET))} edgeplane "$stage/${unitRel}" 2>&1); then fail ${q(spec.unitDir)} "$problems"; fi`,
+    `if ! problems=$(${withToken(caddyValidation(spec, tokenVar !== undefined))} "$stage/${caddyfileRel}" 2>&1); then`,
+    // A malformed token is quoted by the DNS module's own message: never print it.
+    ...(tokenVar
+      ? [
+          `  problems=$(printf '%s\\n' "$problems" | T=$(printf '%s' "$${tokenVar}" | base64 -d) awk 'BEGIN { t = ENVIRON["T"] } { while (t != "" && (i = index($0, t)) > 0) $0 = substr($0, 1, i - 1) "[token]" substr($0, i + length(t)); print }')`,
+        ]
+      : []),
+    `  fail ${q(spec.caddyfile)} "$problems"`,
+    "fi",
+    "units_changed=0; caddyfile_changed=0; restart=0; reload=0",
+    // Swap: only what differs, the previous version kept for a manual rollback.
+    `swap() { if ! as_user cmp -s "$stage/$1" "$home/$1"; then as_user mkdir -p "$(dirname "$home/$1")"; if as_user test -e "$home/$1"; then as_user cp -p "$home/$1" "$home/$1.edgeplane-prev"; fi; as_user mv -f "$stage/$1" "$home/$1"; eval "$2=1"; fi; }`,
+    ...spec.files.map((f) => `swap ${q(relativeToHome(spec, f.path))} ${isUnit(f) ? "units_changed" : "caddyfile_changed"}`),
+    // Units of this pod that the new config no longer has.
+    `for f in "$home/${unitRel}"/*.pod "$home/${unitRel}"/*.container "$home/${unitRel}"/*.volume "$home/${unitRel}"/*.network; do`,
+    `  [ -f "$f" ] || continue`,
+    `  case "\${f##*/}" in ${
+      spec.files
+        .filter(isUnit)
+        .map((f) => q(f.path.slice(f.path.lastIndexOf("/") + 1)))
+        .join("|") || "''"
+    }) ;; *) as_user rm -f "$f"; units_changed=1 ;; esac`,
+    "done",
+    // Secrets: replaced only when the value differs; its effect decides restart or reload.
+    `secret() { new=$(printf '%s' "$2" | base64 -d); old=$(as_user podman secret inspect --showsecret --format '{{.SecretData}}' "$1" 2>/dev/null) || old=; if [ "$new" != "$old" ]; then printf '%s' "$new" | as_user podman secret create --replace "$1" - >/dev/null; eval "$3=1"; fi; }`,
+    ...spec.secrets.map((s, i) => `secret ${q(s.name)} "$s${i}" ${s.onChange}`),
+    `for name in $(as_user podman secret ls --format '{{.Name}}'); do`,
+    `  case "$name" in ${spec.secrets.map((s) => q(s.name)).join("|") || "''"}) ;; *) as_user podman secret rm "$name" >/dev/null; restart=1 ;; esac`,
+    "done",
+    `if [ "$units_changed$restart" != 00 ] || ! as_user systemctl --user is-active --quiet ${q(spec.podUnit)}; then`,
+    ...spec.beforeStart.map((l) => `  as_user sh -c ${q(l)}`),
+    `  as_user systemctl --user daemon-reload`,
+    `  as_user systemctl --user restart ${q(spec.podUnit)}`,
+    `  echo "edgeplane: pod ${spec.service} restarted"`,
+    `elif [ "$caddyfile_changed$reload" != 00 ]; then`,
+    // A Caddy that is not running reads the new file and token when it starts.
+    `  ${withToken(
+      `if [ "$(podman container inspect -f '{{.State.Running}}' ${q(spec.caddyContainer)} 2>/dev/null)" = true ]; then ` +
+        `exec podman exec${tokenVar ? " --env CF_API_TOKEN" : ""} ${q(spec.caddyContainer)} ${spec.reloadCaddy}; fi`,
+    )}`,
+    `  echo "edgeplane: Caddy of pod ${spec.service} reloaded"`,
+    "fi",
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Removes a pod: stops it, removes its units, Caddyfile and secrets, and ends lingering.
+ * The user and its home stay, with the certificate volume (`userdel -r` removes them).
+ */
+export function podRemoveScript(spec: Pick<PodDeploySpec, "service" | "user" | "files" | "secrets" | "podUnit">): string {
+  const q = shQuote;
+  const paths = spec.files.flatMap((f) => [q(f.path), q(`${f.path}.edgeplane-prev`)]);
+  return (
+    [
+      `# edgeplane: remove pod ${spec.service} (its user and home stay, with the certificate volume)`,
+      "set -u",
+      `user=${q(spec.user)}`,
+      `id -u "$user" >/dev/null 2>&1 || exit 0`,
+      `uid=$(id -u "$user")`,
+      `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`,
+      `as_user systemctl --user stop ${q(spec.podUnit)}`,
+      `sudo -n rm -f ${paths.join(" ")}`,
+      `as_user systemctl --user daemon-reload`,
+      ...spec.secrets.map((s) => `as_user podman secret rm ${q(s.name)} >/dev/null 2>&1`),
+      // Last: ending lingering stops the user's manager and removes its runtime folder.
+      `sudo -n loginctl disable-linger "$user"`,
+      "exit 0",
+    ].join("\n") + "\n"
+  );
+}
+
+/**
+ * `caddy validate` of the Caddyfile at "$1" in the pod's own Caddy image, with no
+ * network, after checking by name that the image has the modules the Caddyfile needs
+ * (`caddy validate` alone would only say "unrecognized directive"). Validation
+ * provisions the DNS module, which checks the token's format: the candidate token is
+ * given to it as the container will get it, from the environment, never an argument.
+ */
+function caddyValidation(spec: PodDeploySpec, withToken: boolean): string {
+  const image = shQuote(spec.caddyImage);
+  const modules =
+    spec.caddyModules.length > 0
+      ? `${caddyModulesCheck(`podman run --rm --network none ${image} caddy`, spec.caddyImage, spec.caddyModules)} && `
+      : "";
+  return (
+    modules +
+    `exec podman run --rm --network none${withToken ? " --env CF_API_TOKEN" : ""} -v "$1":/etc/caddy/Caddyfile:ro,Z ${image} ` +
+    `caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile`
+  );
+}
