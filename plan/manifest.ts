@@ -38,7 +38,9 @@ function podFiles(pod: RecordedResource): PlannedFile[] {
   if (!Array.isArray(files)) throw new Error(`internal: pod ${pod.name} lists no files`);
   return files.map((f: Record<string, unknown>) => {
     if (typeof f.content !== "string" || f.content === "[unknown]" || f.content === SECRET_PLACEHOLDER)
-      throw new Error(`internal: file ${String(f.path)} of pod ${pod.name} has no plain content; rendered files never carry a secret`);
+      throw new Error(
+        `internal: file ${String(f.path)} of pod ${pod.name} has no plain content; rendered files never carry a secret`,
+      );
     return {
       host: String(f.host),
       path: String(f.path),

@@ -193,7 +193,10 @@ describe("SidecarPod", () => {
     const firstSwap = at(/^swap /m);
     assert.ok(quadlet < firstSwap && caddy < firstSwap);
     assert.ok(at(/systemctl --user restart 'grafana-pod.service'/) > firstSwap);
-    assert.match(text, /podman exec --env CF_API_TOKEN '\\''grafana-caddy'\\'' caddy reload --config \/etc\/caddy\/Caddyfile --adapter caddyfile --address '\\''unix\/\/run\/caddy-admin.sock'\\''/);
+    assert.match(
+      text,
+      /podman exec --env CF_API_TOKEN '\\''grafana-caddy'\\'' caddy reload --config \/etc\/caddy\/Caddyfile --adapter caddyfile --address '\\''unix\/\/run\/caddy-admin.sock'\\''/,
+    );
     // Envoy's static check is validated by Envoy before the live files change.
     assert.match(String(byName(COMMAND, "edge-check-install").inputs.create), /envoy --mode validate/);
   });

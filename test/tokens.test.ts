@@ -94,7 +94,10 @@ describe("token rotation", () => {
     assert.equal(deploy.inputs.stdin, SECRET_PLACEHOLDER);
     // The new token's value on stdin re-runs the deploy; its text does not depend on it.
     assert.doesNotMatch(String(deploy.inputs.create), /grafana-token|2026-11/);
-    assert.match(String(deploy.inputs.create), /^# secret grafana-cf-api-token \(value on stdin only; a change reloads Caddy\)$/m);
+    assert.match(
+      String(deploy.inputs.create),
+      /^# secret grafana-cf-api-token \(value on stdin only; a change reloads Caddy\)$/m,
+    );
   });
 });
 

@@ -359,10 +359,7 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     );
     const broken = await project.up();
     assert.notEqual(broken.code, 0, broken.output);
-    assert.match(
-      broken.output,
-      /\/var\/lib\/edgeplane\/docs\/caddy\/Caddyfile failed validation; nothing of pod docs changed/,
-    );
+    assert.match(broken.output, /\/var\/lib\/edgeplane\/docs\/caddy\/Caddyfile failed validation; nothing of pod docs changed/);
     assert.match(broken.output, /module not registered: dns\.providers\.cloudflare/);
     const still = await viaEnvoy("docs", "/health");
     assert.equal(still.status, 200, still.body);

@@ -142,7 +142,9 @@ describe("the policy pack", () => {
     assert.match((await violations(metricsInPublic)).join("\n"), /the pod publishes 0\.0\.0\.0:30443:30443/);
     const metricsSiteProxies = edited(
       grafana,
-      inFile("/caddy/Caddyfile", (c) => c.replace("\tmetrics /metrics\n", "\tmetrics /metrics\n\treverse_proxy localhost:3000\n")),
+      inFile("/caddy/Caddyfile", (c) =>
+        c.replace("\tmetrics /metrics\n", "\tmetrics /metrics\n\treverse_proxy localhost:3000\n"),
+      ),
     );
     assert.match((await violations(metricsSiteProxies)).join("\n"), /the pod publishes 100\.64\.0\.1:30443:30443/);
     const hostNet = edited(
