@@ -3,8 +3,8 @@
  * plan from the mock runtime (`npm run plan`) and the plan from the real engine's
  * preview (`npm run plan -- --engine real`) must register the same resources (type,
  * name, parent) with the same inputs, secrets aside, and send the same bytes for every
- * file under hosts/ (a file's content is its install command's stdin in the engine's
- * preview).
+ * file under hosts/ (in the engine's preview, a pod's files are its component's inputs;
+ * a host-wide file's content is its install command's stdin).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";

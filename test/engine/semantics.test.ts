@@ -81,6 +81,14 @@ async function engine(
   return { stdout: result.stdout, output, sessions: sshd.sessions().slice(before) };
 }
 
+/** The values a deploy's stdin carries, one base64 line each (components/pod/deploy.ts). */
+function bundleLines(stdin: string): string[] {
+  return stdin
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => Buffer.from(line, "base64").toString("utf8"));
+}
+
 /** The top-level component a resource sits under (its service's SidecarPod, or the host's IngressHost). */
 function owner(step: PreviewStep, steps: readonly PreviewStep[]): string {
   const parents = new Map(steps.map((s) => [s.urn, s.newState?.parent ?? s.oldState?.parent]));
@@ -131,6 +139,17 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
     await standIn?.close();
   });
 
+  /** The stdin the engine holds for a pod's deploy command, from the exported state (secrets shown). */
+  const deployStdin = async (service: string): Promise<string> => {
+    const exported = await project.run(["stack", "export", "--stack", stack, "--show-secrets"]);
+    assert.equal(exported.code, 0, exported.stderr);
+    const resources: { urn: string; inputs?: { stdin?: unknown } }[] = JSON.parse(exported.stdout).deployment.resources;
+    const stdin = resources.find((r) => r.urn.endsWith(`::${service}-deploy`))?.inputs?.stdin;
+    // A secret is exported as {<signature>, plaintext: <its JSON>}.
+    const value = stdin && typeof stdin === "object" && "plaintext" in stdin ? JSON.parse(String(stdin.plaintext)) : stdin;
+    assert.equal(typeof value, "string", `no stdin for ${service}-deploy`);
+    return value as string;
+  };
   const tokensNamed = (prefix: string): StoredToken[] => standIn.state().tokens.filter((t) => t.name.startsWith(prefix));
 
   it("brings the stack up: records and tokens at the API, every command over SSH", async () => {
@@ -144,16 +163,17 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
         .sort(),
       ["edgeplane-semantics-api", "edgeplane-semantics-web"].sort(),
     );
-    assert.ok(up.sessions.length > 20, `only ${up.sessions.length} commands ran`);
-    // Each pod's token reached the host on stdin, never in a command's text.
+    // One session per pod: its deploy, which carries its token on stdin, never in its text.
+    for (const service of ["api", "web"]) {
+      const deploys = up.sessions.filter((x) => x.command.startsWith(`# edgeplane: deploy pod ${service} `));
+      assert.equal(deploys.length, 1, `${service}: ${deploys.length} deploy sessions`);
+    }
     for (const token of tokensNamed("edgeplane-semantics-")) {
       const service = token.name.replace("edgeplane-semantics-", "");
-      const secret = up.sessions.find((s) =>
-        s.command.includes(`podman secret create --replace '\\''${service}-cf-api-token'\\''`),
-      );
-      assert.ok(secret, `no podman secret command for ${service}`);
-      assert.equal(secret.stdinSha256, sha256(token.value));
-      for (const s of up.sessions) assert.ok(!s.command.includes(token.value));
+      const session = up.sessions.find((x) => x.command.startsWith(`# edgeplane: deploy pod ${service} `))!;
+      assert.equal(session.stdinSha256, sha256(await deployStdin(service)));
+      assert.ok(bundleLines(await deployStdin(service)).includes(token.value), `${service}'s token is on its stdin`);
+      for (const x of up.sessions) assert.ok(!x.command.includes(token.value));
     }
   });
 
@@ -172,22 +192,19 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
     const preview = parsePreviewJson((await engine(project, sshd, ["preview", "--stack", stack, "--json"])).stdout);
     const steps = preview.steps ?? [];
     const changed = steps.filter((s) => s.op !== "same");
-    assert.deepEqual(changed.map((s) => `${s.op} ${urnName(s.urn)}`).sort(), [
-      "update web-activate",
-      "update web-web-app.container",
-      "update web-web-app.container-install",
-    ]);
+    // The pod (its file list) and its one deploy command.
+    assert.deepEqual(changed.map((s) => `${s.op} ${urnName(s.urn)}`).sort(), ["update web", "update web-deploy"]);
     assert.ok(changed.every((s) => owner(s, steps) === "web"));
     const up = await engine(project, sshd, ["up", "--stack", stack, "--yes", "--skip-preview"]);
     printed.push({ level: "default", text: up.output });
-    // The engine's own summary: three updated, nothing created, deleted or replaced.
-    assert.match(up.output, /^\s+~ 3 updated$/m);
+    // The engine's own summary: two updated, nothing created, deleted or replaced.
+    assert.match(up.output, /^\s+~ 2 updated$/m);
     assert.doesNotMatch(up.output, /\b(created|deleted|replaced)\b/);
-    // Only the app unit's install and the pod's restart ran, both of web.
-    assert.deepEqual(up.sessions.map((s) => s.command.split("\n")[0]!.replace(/ \(sha256 [0-9a-f]{64}\)$/, "")).sort(), [
-      "# edgeplane: (re)start pod web",
-      "# edgeplane: install /var/lib/edgeplane/web/.config/containers/systemd/web-app.container on edge",
-    ]);
+    // One SSH session: web's deploy, whose text names the one file that changed.
+    assert.deepEqual(
+      up.sessions.map((s) => s.command.split("\n")[0]),
+      ["# edgeplane: deploy pod web as ep-web, validated as a whole before anything changes"],
+    );
   });
 
   it("rotates a token: the new one is created and swapped in before the old is deleted", async () => {
@@ -211,13 +228,12 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
       assert.ok(i >= 0, `no ${op} of ${name} in ${JSON.stringify(order)}`);
       return i;
     };
-    assert.ok(at("create-replacement", "web-token") < at("update", "web-cf-token-secret"));
-    assert.ok(at("update", "web-cf-token-secret") < at("update", "web-reload"));
-    assert.ok(at("update", "web-reload") < at("delete-replaced", "web-token"));
+    assert.ok(at("create-replacement", "web-token") < at("update", "web-deploy"));
+    assert.ok(at("update", "web-deploy") < at("delete-replaced", "web-token"));
     assert.deepEqual(
       order.map((e) => `${e.op} ${e.name}`).filter((e) => !e.endsWith("web-token")),
-      ["update web-cf-token-secret", "update web-reload"],
-      "nothing but the token, its podman secret and the reload changes",
+      ["update web-deploy"],
+      "nothing but the token and the pod's deploy changes",
     );
     const now = tokensNamed("edgeplane-semantics-web");
     assert.deepEqual(
@@ -225,10 +241,10 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
       ["edgeplane-semantics-web-r2"],
     );
     assert.ok(!standIn.state().tokens.some((t) => t.id === old.id), "the old token is deleted");
-    // The running Caddy got the new token on stdin; the pod was not restarted.
-    const reload = up.sessions.find((s) => s.command.startsWith("# edgeplane: reload Caddy of web"));
-    assert.equal(reload?.stdinSha256, sha256(now[0]!.value));
-    assert.ok(!up.sessions.some((s) => s.command.startsWith("# edgeplane: (re)start pod")));
+    // The pod's deploy got the new token on stdin (it reloads Caddy with it: test/pod-deploy.test.ts).
+    assert.equal(up.sessions.length, 1);
+    assert.equal(up.sessions[0]!.stdinSha256, sha256(await deployStdin("web")));
+    assert.ok(bundleLines(await deployStdin("web")).includes(now[0]!.value));
   });
 
   it("keeps every secret out of the exported state and out of the engine's output", async () => {
