@@ -82,6 +82,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   const stackFile = values["stack-file"] ? path.resolve(values["stack-file"]) : undefined;
   // Validates the stack (and refuses what the CLI refuses) before either engine runs.
   const config = loadStackConfig(root, values.stack, stackFile);
@@ -97,9 +98,12 @@ async function main(): Promise<number> {
   if (values.stats) {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+    const cpu = process.cpuUsage(cpuBefore);
     console.error(
       JSON.stringify({
         ms: Math.round(ms),
+        // On a busy machine wall time grows with the load; the CPU time much less.
+        cpuMs: Math.round((cpu.user + cpu.system) / 1000),
         peakRssMiB: Math.round(peakRssMiB),
         resources: plan.resources.length,
         files: files.length,

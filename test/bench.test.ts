@@ -30,10 +30,10 @@ describe("npm run bench", () => {
     assert.equal(rows.length, 4, seen.join("\n"));
     assert.match(
       rows[0]!,
-      /^\| services \| plan wall time \(s\) \| npm run plan, start-up included \(s\) \| peak memory \(MiB\) \|/,
+      /^\| services \| plan wall time \(s\) \| plan CPU time \(s\) \| npm run plan, start-up included \(s\) \| peak memory \(MiB\) \|/,
     );
-    assert.match(rows[2]!, /^\| 2 \| \d+\.\d \| \d+\.\d \| \d+ \| /);
-    assert.match(rows[3]!, /^\| 3 \| \d+\.\d \| \d+\.\d \| \d+ \| /);
+    assert.match(rows[2]!, /^\| 2 \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+ \| /);
+    assert.match(rows[3]!, /^\| 3 \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+ \| /);
     // The row for 2 services came while the 3-service plans (two processes of a second
     // or more each) were still to run, not with the rest at the end.
     const row2 = at.get(`out ${rows[2]}`)!;
