@@ -87,7 +87,7 @@ interface Host {
   state: string;
   spec: PodDeploySpec;
   deploy(files: readonly string[], secrets: readonly string[]): { code: number | null; stderr: string; log: string[] };
-  remove(): { code: number | null; log: string[] };
+  remove(asHost?: string): { code: number | null; stdout: string; log: string[] };
   installed(): Record<string, string>;
   secret(name: string): string | undefined;
 }
@@ -132,7 +132,7 @@ function host(platform: Model, service: Service, secrets: DeploySecret[], tools:
     fs.rmSync(path.join(state, "log"), { force: true });
     const r = spawnSync("sh", ["-c", script], { input, encoding: "utf8", env });
     const log = fs.existsSync(path.join(state, "log")) ? fs.readFileSync(path.join(state, "log"), "utf8").trim().split("\n") : [];
-    return { code: r.status, stderr: r.stderr, log };
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, log };
   };
   const script = podDeployScript(spec);
   return {
@@ -140,7 +140,7 @@ function host(platform: Model, service: Service, secrets: DeploySecret[], tools:
     state,
     spec,
     deploy: (contents, values) => run(script, deployBundle(contents, values)),
-    remove: () => run(podRemoveScript(spec), ""),
+    remove: (asHost = spec.host) => run(podRemoveScript({ ...spec, host: asHost }), ""),
     installed: () =>
       Object.fromEntries(
         spec.files.filter((f) => fs.existsSync(f.path)).map((f) => [f.path.slice(home.length), fs.readFileSync(f.path, "utf8")]),
@@ -293,6 +293,29 @@ describe("a pod deploys as one unit", () => {
       "secret-rm grafana-gf-security-secret-key",
     ]);
     assert.ok(fs.existsSync(s.h.home));
+  });
+});
+
+describe("a pod moved to another host", () => {
+  it("is removed from its old host, but not from a machine where it now belongs to another host name", (t) => {
+    const quadlet = requireTool(t, "quadlet");
+    const caddy = requireTool(t, "caddy-cloudflare");
+    if (!quadlet || !caddy) return;
+    const h = host(fleet, grafana, GRAFANA_SECRETS, { quadlet, caddy });
+    h.deploy(
+      renderPodFiles(fleet, grafana).map((f) => f.content),
+      [TOKEN, APP_SECRET],
+    );
+    // The same machine deployed under a new name (a renamed host key): the old name's
+    // removal, which the engine runs after the new deploy, must leave the pod alone.
+    const renamed = h.remove("old-name");
+    assert.equal(renamed.code, 0);
+    assert.match(renamed.stdout, /pod grafana here now belongs to host edge; left in place/);
+    assert.deepEqual(renamed.log, []);
+    assert.equal(Object.keys(h.installed()).length, h.spec.files.length);
+    const removed = h.remove();
+    assert.deepEqual(removed.log[0], "stop grafana-pod.service");
+    assert.deepEqual(h.installed(), {});
   });
 });
 

@@ -41,6 +41,8 @@ export interface DeploySecret {
 
 export interface PodDeploySpec {
   readonly service: string;
+  /** The stack's name for the host (a key of edgeplane:hosts), recorded beside the pod. */
+  readonly host: string;
   readonly user: string;
   readonly home: string;
   /** The service user's Quadlet folder (below `home`). */
@@ -67,6 +69,9 @@ export interface PodDeploySpec {
   /** The host's subordinate UID file; tests point it elsewhere. */
   readonly subuidFile?: string;
 }
+
+/** In the service user's home: the stack's name of the host the pod was deployed as. */
+export const HOST_MARKER = ".edgeplane-host";
 
 /** One base64 line per file, then one per secret: the command's stdin. */
 export function deployBundle(files: readonly string[], secrets: readonly string[]): string {
@@ -152,6 +157,9 @@ export function podDeployScript(spec: PodDeploySpec): string {
         .join("|") || "''"
     }) ;; *) as_user rm -f "$f"; units_changed=1 ;; esac`,
     "done",
+    // Which of the stack's hosts this pod belongs to: a removal meant for another host
+    // name (the pod moved, or the host was renamed) leaves it alone.
+    `printf '%s\\n' ${q(spec.host)} | as_user sh -c 'cat >"$1"' edgeplane "$home/${HOST_MARKER}"`,
     // Secrets: replaced only when the value differs; its effect decides restart or reload.
     `secret() { new=$(printf '%s' "$2" | base64 -d); old=$(as_user podman secret inspect --showsecret --format '{{.SecretData}}' "$1" 2>/dev/null) || old=; if [ "$new" != "$old" ]; then printf '%s' "$new" | as_user podman secret create --replace "$1" - >/dev/null; eval "$3=1"; fi; }`,
     ...spec.secrets.map((s, i) => `secret ${q(s.name)} "$s${i}" ${s.onChange}`),
@@ -179,7 +187,9 @@ export function podDeployScript(spec: PodDeploySpec): string {
  * Removes a pod: stops it, removes its units, Caddyfile and secrets, and ends lingering.
  * The user and its home stay, with the certificate volume (`userdel -r` removes them).
  */
-export function podRemoveScript(spec: Pick<PodDeploySpec, "service" | "user" | "files" | "secrets" | "podUnit">): string {
+export function podRemoveScript(
+  spec: Pick<PodDeploySpec, "service" | "host" | "user" | "home" | "files" | "secrets" | "podUnit">,
+): string {
   const q = shQuote;
   const paths = spec.files.flatMap((f) => [q(f.path), q(`${f.path}.edgeplane-prev`)]);
   return (
@@ -188,6 +198,10 @@ export function podRemoveScript(spec: Pick<PodDeploySpec, "service" | "user" | "
       "set -u",
       `user=${q(spec.user)}`,
       `id -u "$user" >/dev/null 2>&1 || exit 0`,
+      // A pod moved to another host is created there before it is removed here; if both
+      // names are this machine, the pod now belongs to the new one: keep it.
+      `owner=$(sudo -n cat ${q(`${spec.home}/${HOST_MARKER}`)} 2>/dev/null) || owner=${q(spec.host)}`,
+      `if [ "$owner" != ${q(spec.host)} ]; then echo "edgeplane: pod ${spec.service} here now belongs to host $owner; left in place"; exit 0; fi`,
       `uid=$(id -u "$user")`,
       `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`,
       `as_user systemctl --user stop ${q(spec.podUnit)}`,

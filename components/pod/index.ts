@@ -103,6 +103,9 @@ export class SidecarPod extends pulumi.ComponentResource {
         connection,
         create: podDeployScript(deploy),
         delete: podRemoveScript(deploy),
+        // A service moved to another host is a new deploy there, then the old one's
+        // removal on the old host (with the old connection): no pod is left behind.
+        triggers: [service.host],
         stdin: pulumi.secret(
           pulumi.all(secrets.map((s) => s.value)).apply((values) =>
             deployBundle(
@@ -217,6 +220,7 @@ export function podDeploySpec(
 ): PodDeploySpec {
   return {
     service: service.name,
+    host: service.host,
     user: serviceUser(service),
     home: serviceHome(service),
     unitDir: quadletDir(service),

@@ -371,6 +371,26 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     assert.equal(after.status, 200);
   });
 
+  it("moves a service to another host: it serves from there, and nothing of it runs on the old one", async () => {
+    services = { ...services, intra: { ...services.intra!, host: "edge" } };
+    await project.setConfig(config());
+    const up = await project.up();
+    assert.equal(up.code, 0, up.output);
+    const app = hosts.hosts.app!;
+    assert.equal((await app.run("ls /var/lib/edgeplane/intra/.config/containers/systemd/ | wc -l")).trim(), "0");
+    assert.equal((await app.run("ls /var/lib/edgeplane/intra/caddy/ | wc -l")).trim(), "0");
+    await eventually(async () => assert.equal((await app.run("pgrep -c -u ep-intra || true")).trim(), "0"), 30_000);
+    const lds = await edge().run("cat /etc/envoy/lds.yaml");
+    const cds = await edge().run("cat /etc/envoy/cds.yaml");
+    // Its chains that proxy (others close connections from the fleet's own addresses).
+    const routes = routesFrom(lds, cds).filter((r) => r.serverNames.includes(fqdn("intra")) && r.upstream !== "");
+    assert.ok(routes.length > 0);
+    for (const r of routes) assert.equal(r.upstream, `${edge().address}:${services.intra!.caddyPort}`, r.name);
+    ports.delete("intra"); // the test's forwarder to the old address
+    const res = await eventually(() => viaEnvoy("intra", "/"), 30_000);
+    assert.equal(res.status, 200, res.body);
+  });
+
   it("removes a service's units, files, secrets and record, and nothing of another; keeps its certificates", async () => {
     const { web: _web, ...rest } = services;
     services = rest;

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parsePreviewJson, urnName, type PreviewStep, type ScratchProject } from "../../plan/engine";
+import { parsePreviewJson, urnName, type PreviewStep, type ScratchProject, type StepState } from "../../plan/engine";
 import { startApiStandIn, type ApiStandIn, type StoredToken } from "../support/api-stand-in";
 import { scratchProject, skipWithoutPulumi, standInProviderConfig } from "../support/pulumi";
 import { haveSshd, startRecordingSshd, type RecordedSession, type RecordingSshd } from "../support/recording-sshd";
@@ -195,6 +195,23 @@ describe("engine semantics: pulumi up against the stand-in and a recording sshd"
     // The pod (its file list) and its one deploy command.
     assert.deepEqual(changed.map((s) => `${s.op} ${urnName(s.urn)}`).sort(), ["update web", "update web-deploy"]);
     assert.ok(changed.every((s) => owner(s, steps) === "web"));
+    // What a reviewer reads in the preview: the one file that changed, with its new hash.
+    const deploy = changed.find((s) => urnName(s.urn) === "web-deploy")!;
+    const fileLines = (state?: StepState) =>
+      String(state?.inputs?.create ?? "")
+        .split("\n")
+        .filter((l) => l.startsWith("# file "));
+    const was = fileLines(deploy.oldState);
+    const now = fileLines(deploy.newState);
+    assert.deepEqual(
+      now.filter((l) => !was.includes(l)).map((l) => l.replace(/[0-9a-f]{64}$/, "<sha256>")),
+      ["# file /var/lib/edgeplane/web/.config/containers/systemd/web-app.container 0644 sha256 <sha256>"],
+    );
+    const pod = changed.find((s) => urnName(s.urn) === "web")!;
+    const appFile = (pod.newState?.inputs?.files as { path: string; sha256: string }[]).find((f) =>
+      f.path.endsWith("/web-app.container"),
+    )!;
+    assert.ok(now.includes(`# file ${appFile.path} 0644 sha256 ${appFile.sha256}`));
     const up = await engine(project, sshd, ["up", "--stack", stack, "--yes", "--skip-preview"]);
     printed.push({ level: "default", text: up.output });
     // The engine's own summary: two updated, nothing created, deleted or replaced.
