@@ -161,7 +161,9 @@ export function podDeployScript(spec: PodDeploySpec): string {
     // name (the pod moved, or the host was renamed) leaves it alone.
     `printf '%s\\n' ${q(spec.host)} | as_user sh -c 'cat >"$1"' edgeplane "$home/${HOST_MARKER}"`,
     // Secrets: replaced only when the value differs; its effect decides restart or reload.
-    `secret() { new=$(printf '%s' "$2" | base64 -d); old=$(as_user podman secret inspect --showsecret --format '{{.SecretData}}' "$1" 2>/dev/null) || old=; if [ "$new" != "$old" ]; then printf '%s' "$new" | as_user podman secret create --replace "$1" - >/dev/null; eval "$3=1"; fi; }`,
+    // (The comparison is of the values as $(…) gives them, without trailing newlines, which
+    // no generated value has; the new value is stored byte for byte, straight from stdin.)
+    `secret() { new=$(printf '%s' "$2" | base64 -d); old=$(as_user podman secret inspect --showsecret --format '{{.SecretData}}' "$1" 2>/dev/null) || old=; if [ "$new" != "$old" ]; then printf '%s' "$2" | base64 -d | as_user podman secret create --replace "$1" - >/dev/null; eval "$3=1"; fi; }`,
     ...spec.secrets.map((s, i) => `secret ${q(s.name)} "$s${i}" ${s.onChange}`),
     `for name in $(as_user podman secret ls --format '{{.Name}}'); do`,
     `  case "$name" in ${spec.secrets.map((s) => q(s.name)).join("|") || "''"}) ;; *) as_user podman secret rm "$name" >/dev/null; restart=1 ;; esac`,

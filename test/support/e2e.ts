@@ -52,6 +52,8 @@ export function e2eServices(): Record<string, ServiceSpec> {
       caddyPort: 10444,
       auth: { groups: ["admins"] },
       publicPaths: ["/health"],
+      // Unchanged by the reload test's change: an unchanged secret must not restart the pod.
+      secrets: ["DOCS_SECRET"],
     },
     intra: { host: "app", image: IMAGES.echo, port: 8080, caddyPort: 10445, exposure: "tailnet" },
     authentik: { host: "edge", image: IMAGES.outpost, port: 9000, caddyPort: 10446 },
