@@ -42,7 +42,7 @@ case "$1" in
   start) exit 0 ;;
   is-active) [ -e "$STATE/running" ] ;;
   daemon-reload) echo daemon-reload >>"$STATE/log" ;;
-  restart) touch "$STATE/running"; echo "restart $2" >>"$STATE/log" ;;
+  restart) [ -e "$STATE/fail-restart" ] && { echo "Job for $2 failed" >&2; exit 1; }; touch "$STATE/running"; echo "restart $2" >>"$STATE/log" ;;
   stop) rm -f "$STATE/running"; echo "stop $2" >>"$STATE/log" ;;
   *) exit 2 ;;
 esac
@@ -56,11 +56,16 @@ esac
 mkdir -p "$STATE/secrets"
 case "$1 $2" in
   "secret inspect") eval "name=\\\${$#}"; [ -f "$STATE/secrets/$name" ] && cat "$STATE/secrets/$name" ;;
-  "secret create") name=$4; cat >"$STATE/secrets/$name"; echo "secret $name" >>"$STATE/log" ;;
+  "secret create")
+    shift 2
+    if [ "$1" = --replace ]; then shift
+    elif [ -f "$STATE/secrets/$1" ]; then echo "Error: $1: secret name in use" >&2; exit 125; fi
+    cat >"$STATE/secrets/$1"; echo "secret $1" >>"$STATE/log" ;;
   "secret ls") ls "$STATE/secrets" ;;
   "secret rm") rm "$STATE/secrets/$3"; echo "secret-rm $3" >>"$STATE/log" ;;
   "container inspect") echo true ;;
   "exec --env")
+    [ -e "$STATE/fail-reload" ] && { echo "Error: loading new config: token $CF_API_TOKEN refused" >&2; exit 1; }
     echo "reload token-sha256=$(printf %s "$CF_API_TOKEN" | sha256sum | cut -c1-64)" >>"$STATE/log" ;;
   run*)
     shift; config=
@@ -228,6 +233,31 @@ describe("a pod deploys as one unit", () => {
     assert.deepEqual(unit.log, ["daemon-reload", "restart grafana-pod.service"]);
     const secret = s.h.deploy(changed, [TOKEN, "another-generated-secret-0123"]);
     assert.deepEqual(secret.log, ["secret grafana-gf-security-secret-key", "daemon-reload", "restart grafana-pod.service"]);
+  });
+
+  it("owes a restart or reload that a failed run did not finish, and does it on the next run", (t) => {
+    const s = setup(t);
+    if (!s) return;
+    s.h.deploy(s.files, [TOKEN, APP_SECRET]);
+    const changed = [...s.files];
+    changed[appIndex()] = changed[appIndex()]!.replace(/^Image=.*$/m, "Image=docker.io/grafana/grafana:99.0.0");
+    fs.writeFileSync(path.join(s.h.state, "fail-restart"), "");
+    const failed = s.h.deploy(changed, [TOKEN, APP_SECRET]);
+    assert.notEqual(failed.code, 0);
+    fs.rmSync(path.join(s.h.state, "fail-restart"));
+    // The files are in place already; the restart is still owed.
+    const retried = s.h.deploy(changed, [TOKEN, APP_SECRET]);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.deepEqual(retried.log, ["daemon-reload", "restart grafana-pod.service"]);
+    assert.deepEqual(s.h.deploy(changed, [TOKEN, APP_SECRET]).log, [], "and then nothing more");
+    // A reload Caddy refuses fails the run without printing the token, and is owed too.
+    fs.writeFileSync(path.join(s.h.state, "fail-reload"), "");
+    const refused = s.h.deploy(changed, [NEW_TOKEN, APP_SECRET]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Caddy of pod grafana refused the new config.*\n.*token \[token\] refused/);
+    assert.ok(!refused.stderr.includes(NEW_TOKEN));
+    fs.rmSync(path.join(s.h.state, "fail-reload"));
+    assert.deepEqual(s.h.deploy(changed, [NEW_TOKEN, APP_SECRET]).log, [tokenSha(NEW_TOKEN)]);
   });
 
   it("refuses a unit Quadlet rejects, naming the installed folder, and changes nothing at all", (t) => {

@@ -70,6 +70,9 @@ export interface PodDeploySpec {
   readonly subuidFile?: string;
 }
 
+/** In the service user's home: a restart or reload owed by a run that did not finish. */
+export const PENDING = ".edgeplane-pending";
+
 /** In the service user's home: the stack's name of the host the pod was deployed as. */
 export const HOST_MARKER = ".edgeplane-host";
 
@@ -131,19 +134,23 @@ export function podDeployScript(spec: PodDeploySpec): string {
     `put() { as_user mkdir -p "$(dirname "$stage/$2")" && printf '%s' "$1" | base64 -d | as_user sh -c 'cat >"$1" && chmod "$2" "$1"' edgeplane "$stage/$2" "$3"; }`,
     ...spec.files.map((f, i) => `put "$f${i}" ${q(relativeToHome(spec, f.path))} ${f.mode}`),
     `as_user mkdir -p "$stage/${unitRel}"`,
+    // A malformed token is quoted by the DNS module's own messages: never print it.
+    ...(tokenVar
+      ? [
+          `redact() { T=$(printf '%s' "$${tokenVar}" | base64 -d) awk 'BEGIN { t = ENVIRON["T"] } { while (t != "" && (i = index($0, t)) > 0) $0 = substr($0, 1, i - 1) "[token]" substr($0, i + length(t)); print }'; }`,
+        ]
+      : [`redact() { cat; }`]),
     // Tool messages name the staged files: show them by the paths they are installed at.
     `fail() { printf 'edgeplane: %s failed validation; nothing of pod ${spec.service} changed:\\n' "$1" >&2; printf '%s\\n' "$2" | sed "s|$stage/|$home/|g" >&2; exit 1; }`,
     `if ! problems=$(as_user sh -c ${q(quadletFolderCheck(spec.quadlet ?? QUADLET))} edgeplane "$stage/${unitRel}" 2>&1); then fail ${q(spec.unitDir)} "$problems"; fi`,
     `if ! problems=$(${withToken(caddyValidation(spec, tokenVar !== undefined))} "$stage/${caddyfileRel}" 2>&1); then`,
-    // A malformed token is quoted by the DNS module's own message: never print it.
-    ...(tokenVar
-      ? [
-          `  problems=$(printf '%s\\n' "$problems" | T=$(printf '%s' "$${tokenVar}" | base64 -d) awk 'BEGIN { t = ENVIRON["T"] } { while (t != "" && (i = index($0, t)) > 0) $0 = substr($0, 1, i - 1) "[token]" substr($0, i + length(t)); print }')`,
-        ]
-      : []),
-    `  fail ${q(spec.caddyfile)} "$problems"`,
+    `  fail ${q(spec.caddyfile)} "$(printf '%s\\n' "$problems" | redact)"`,
     "fi",
     "units_changed=0; caddyfile_changed=0; restart=0; reload=0",
+    // A restart or reload a previous run owed and did not finish (the session dropped, a
+    // reload failed) is owed still: the files it was for are already in place, so this
+    // run would otherwise find nothing to do.
+    `case "$(as_user cat "$home/${PENDING}" 2>/dev/null || true)" in restart) restart=1 ;; reload) reload=1 ;; esac`,
     // Swap: only what differs, the previous version kept for a manual rollback.
     `swap() { if ! as_user cmp -s "$stage/$1" "$home/$1"; then as_user mkdir -p "$(dirname "$home/$1")"; if as_user test -e "$home/$1"; then as_user cp -p "$home/$1" "$home/$1.edgeplane-prev"; fi; as_user mv -f "$stage/$1" "$home/$1"; eval "$2=1"; fi; }`,
     ...spec.files.map((f) => `swap ${q(relativeToHome(spec, f.path))} ${isUnit(f) ? "units_changed" : "caddyfile_changed"}`),
@@ -163,24 +170,29 @@ export function podDeployScript(spec: PodDeploySpec): string {
     // Secrets: replaced only when the value differs; its effect decides restart or reload.
     // (The comparison is of the values as $(…) gives them, without trailing newlines, which
     // no generated value has; the new value is stored byte for byte, straight from stdin.)
-    `secret() { new=$(printf '%s' "$2" | base64 -d); old=$(as_user podman secret inspect --showsecret --format '{{.SecretData}}' "$1" 2>/dev/null) || old=; if [ "$new" != "$old" ]; then printf '%s' "$2" | base64 -d | as_user podman secret create --replace "$1" - >/dev/null; eval "$3=1"; fi; }`,
+    // `--replace` only for a secret that exists (containers/podman#21952: with none, some
+    // versions refuse it).
+    `secret() { new=$(printf '%s' "$2" | base64 -d); if old=$(as_user podman secret inspect --showsecret --format '{{.SecretData}}' "$1" 2>/dev/null); then replace=--replace; else old=; replace=; fi; if [ "$new" != "$old" ]; then printf '%s' "$2" | base64 -d | as_user podman secret create $replace "$1" - >/dev/null; eval "$3=1"; fi; }`,
     ...spec.secrets.map((s, i) => `secret ${q(s.name)} "$s${i}" ${s.onChange}`),
     `for name in $(as_user podman secret ls --format '{{.Name}}'); do`,
     `  case "$name" in ${spec.secrets.map((s) => q(s.name)).join("|") || "''"}) ;; *) as_user podman secret rm "$name" >/dev/null; restart=1 ;; esac`,
     "done",
-    `if [ "$units_changed$restart" != 00 ] || ! as_user systemctl --user is-active --quiet ${q(spec.podUnit)}; then`,
+    // A pod (or its Caddy) that is not running restarts: it then reads every file and secret.
+    `if [ "$units_changed$restart" != 00 ] || ! as_user systemctl --user is-active --quiet ${q(spec.podUnit)} ${q(`${spec.caddyContainer}.service`)}; then`,
+    `  echo restart | as_user sh -c 'cat >"$1"' edgeplane "$home/${PENDING}"`,
     ...spec.beforeStart.map((l) => `  as_user sh -c ${q(l)}`),
     `  as_user systemctl --user daemon-reload`,
     `  as_user systemctl --user restart ${q(spec.podUnit)}`,
     `  echo "edgeplane: pod ${spec.service} restarted"`,
     `elif [ "$caddyfile_changed$reload" != 00 ]; then`,
-    // A Caddy that is not running reads the new file and token when it starts.
-    `  ${withToken(
-      `if [ "$(podman container inspect -f '{{.State.Running}}' ${q(spec.caddyContainer)} 2>/dev/null)" = true ]; then ` +
-        `exec podman exec${tokenVar ? " --env CF_API_TOKEN" : ""} ${q(spec.caddyContainer)} ${spec.reloadCaddy}; fi`,
-    )}`,
+    `  echo reload | as_user sh -c 'cat >"$1"' edgeplane "$home/${PENDING}"`,
+    `  if ! problems=$(${withToken(`exec podman exec${tokenVar ? " --env CF_API_TOKEN" : ""} ${q(spec.caddyContainer)} ${spec.reloadCaddy}`)} 2>&1); then`,
+    `    printf 'edgeplane: Caddy of pod ${spec.service} refused the new config; the pod keeps running the previous one until the next pulumi up:\n%s\n' "$(printf '%s\n' "$problems" | redact)" >&2`,
+    "    exit 1",
+    "  fi",
     `  echo "edgeplane: Caddy of pod ${spec.service} reloaded"`,
     "fi",
+    `as_user rm -f "$home/${PENDING}"`,
   ];
   return lines.join("\n") + "\n";
 }
@@ -197,22 +209,27 @@ export function podRemoveScript(
   return (
     [
       `# edgeplane: remove pod ${spec.service} (its user and home stay, with the certificate volume)`,
-      "set -u",
+      "set -eu",
       `user=${q(spec.user)}`,
+      `home=${q(spec.home)}`,
       `id -u "$user" >/dev/null 2>&1 || exit 0`,
       // A pod moved to another host is created there before it is removed here; if both
       // names are this machine, the pod now belongs to the new one: keep it.
-      `owner=$(sudo -n cat ${q(`${spec.home}/${HOST_MARKER}`)} 2>/dev/null) || owner=${q(spec.host)}`,
+      `owner=$(sudo -n cat "$home/${HOST_MARKER}" 2>/dev/null) || owner=${q(spec.host)}`,
       `if [ "$owner" != ${q(spec.host)} ]; then echo "edgeplane: pod ${spec.service} here now belongs to host $owner; left in place"; exit 0; fi`,
       `uid=$(id -u "$user")`,
       `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`,
-      `as_user systemctl --user stop ${q(spec.podUnit)}`,
-      `sudo -n rm -f ${paths.join(" ")}`,
-      `as_user systemctl --user daemon-reload`,
-      ...spec.secrets.map((s) => `as_user podman secret rm ${q(s.name)} >/dev/null 2>&1`),
+      // Each step fails the removal unless what it removes is gone anyway.
+      `as_user systemctl --user stop ${q(spec.podUnit)} || ! as_user systemctl --user is-active --quiet ${q(spec.podUnit)}`,
+      `sudo -n rm -f ${paths.join(" ")} "$home/${PENDING}"`,
+      // Without a user manager (lingering already off) there is nothing to reload.
+      `as_user systemctl --user daemon-reload || ! as_user systemctl --user is-system-running >/dev/null 2>&1`,
+      ...spec.secrets.map(
+        (s) =>
+          `as_user podman secret rm ${q(s.name)} >/dev/null 2>&1 || ! as_user podman secret inspect ${q(s.name)} >/dev/null 2>&1`,
+      ),
       // Last: ending lingering stops the user's manager and removes its runtime folder.
       `sudo -n loginctl disable-linger "$user"`,
-      "exit 0",
     ].join("\n") + "\n"
   );
 }

@@ -117,7 +117,7 @@ export class SidecarPod extends pulumi.ComponentResource {
         // The tools' messages are the useful output; the script never prints a secret.
         logging: "stderr",
       },
-      { parent: this, additionalSecretOutputs: ["stdin"] },
+      { parent: this, additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
     );
 
     this.dnsRecords(name, platform, service);

@@ -279,12 +279,15 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
       .split("\n")
       .filter((l) => l && !l.startsWith("-----"))
       .slice(1, 3);
-    const appSecret = (
-      await asUser(hostOf("web"), "web", "podman secret inspect --showsecret --format '{{.SecretData}}' web-app-secret")
-    ).trim();
-    assert.ok(appSecret.length >= 32, "the generated app secret exists on the host");
+    const appSecrets = await Promise.all(
+      ["web-app-secret", "web-session-key"].map(async (name) =>
+        (await asUser(hostOf("web"), "web", `podman secret inspect --showsecret --format '{{.SecretData}}' ${name}`)).trim(),
+      ),
+    );
+    for (const s of appSecrets) assert.ok(s.length >= 32, "each generated app secret exists on the host");
+    assert.notEqual(appSecrets[0], appSecrets[1]);
     // Also as the deploy command carries them on stdin (base64), should a copy escape.
-    const secrets = [...keyBody, appSecret, api.token].flatMap((s) => [s, Buffer.from(s).toString("base64")]);
+    const secrets = [...keyBody, ...appSecrets, api.token].flatMap((s) => [s, Buffer.from(s).toString("base64")]);
     assert.ok(processArgs.size > 50, `sampled ${processArgs.size} command lines`);
     for (const s of secrets) {
       for (const line of processArgs) assert.ok(!line.includes(s), `a secret in a command line: ${line.slice(0, 200)}`);

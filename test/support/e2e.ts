@@ -44,7 +44,8 @@ export interface ServiceSpec {
 /** The stack: ingress host `edge` plus `app`; a public, a protected, a tailnet-only service, and Authentik's stand-in. */
 export function e2eServices(): Record<string, ServiceSpec> {
   return {
-    web: { host: "app", image: IMAGES.echo, port: 8080, caddyPort: 10443, secrets: ["APP_SECRET"] },
+    // Two secrets: the first deploy creates both in one session.
+    web: { host: "app", image: IMAGES.echo, port: 8080, caddyPort: 10443, secrets: ["APP_SECRET", "SESSION_KEY"] },
     docs: {
       host: "edge",
       image: IMAGES.echo,
