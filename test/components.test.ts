@@ -95,7 +95,7 @@ describe("SidecarPod", () => {
     const text = String(deploy.create);
     assert.match(text, /^# secret grafana-cf-api-token \(value on stdin only; a change reloads Caddy\)$/m);
     assert.match(text, /^# secret grafana-gf-security-secret-key \(value on stdin only; a change restarts the pod\)$/m);
-    assert.match(text, /podman secret create --replace "\$1" - >\/dev\/null/);
+    assert.match(text, /podman secret create \$replace "\$1" - >\/dev\/null/);
     const password = byName("random:index/randomPassword:RandomPassword", "grafana-secret-gf-security-secret-key");
     assert.equal(password.parent, "grafana");
     assert.equal(password.inputs.length, 48);

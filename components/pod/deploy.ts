@@ -210,6 +210,10 @@ export function podRemoveScript(
     [
       `# edgeplane: remove pod ${spec.service} (its user and home stay, with the certificate volume)`,
       "set -eu",
+      // The provider sends the create's stdin (the pod's files and secrets) to the delete
+      // too; a command that exits before reading it fails with EOF (x/crypto/ssh
+      // Session.Wait returns the stdin copy's error). Read it all first, and drop it.
+      "cat >/dev/null",
       `user=${q(spec.user)}`,
       `home=${q(spec.home)}`,
       `id -u "$user" >/dev/null 2>&1 || exit 0`,

@@ -116,6 +116,8 @@ export class SidecarPod extends pulumi.ComponentResource {
         ),
         // The tools' messages are the useful output; the script never prints a secret.
         logging: "stderr",
+        // The previous run's output is of no use on the host; sshd refuses the variables anyway.
+        addPreviousOutputInEnv: false,
       },
       { parent: this, additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
     );
