@@ -12,6 +12,7 @@
  * previous one left.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -30,7 +31,7 @@ import {
   type Helper,
   type ServiceSpec,
 } from "../support/e2e";
-import { startHosts, tempDir, type TestHost, type TestHosts } from "../support/hosts";
+import { REPO, startHosts, tempDir, type TestHost, type TestHosts } from "../support/hosts";
 import { eventually, proxyV2Header, request, type Response } from "../support/live";
 import { PulumiProject, type RunResult } from "../support/pulumi-project";
 import { IMAGES, testImages } from "../support/test-images";
@@ -302,6 +303,53 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     }
   });
 
+  it("reports the deployed services healthy with npm run status, a stopped pod unhealthy by name, and its recovery", async () => {
+    const key = path.join(dir, "status-key");
+    fs.writeFileSync(key, hosts.privateKey, { mode: 0o600 });
+    /** `npm run status` as an operator runs it, against the stack's own config file and real hosts. */
+    const status = (...args: string[]) =>
+      runStatus(["--stack", project.stack, "--stack-file", project.configFile, "--identity", key, ...args]);
+    type Report = {
+      services: { service: string; healthy: boolean; units: Record<string, string>; drift: unknown[] }[];
+      notChecked: string[];
+      unreachable: string[];
+    };
+    const report = async () => {
+      const r = await status("--json");
+      return { ...r, report: JSON.parse(r.stdout) as Report };
+    };
+
+    const healthy = await report();
+    assert.equal(healthy.code, 0, healthy.stderr);
+    assert.deepEqual(healthy.report.unreachable, []);
+    for (const s of healthy.report.services) {
+      assert.ok(s.healthy, `${s.service}: ${JSON.stringify(s)}`);
+      assert.ok(Object.values(s.units).length >= 3 && Object.values(s.units).every((u) => u === "active"), s.service);
+      assert.deepEqual(s.drift, [], `${s.service}: installed files are the plan's`);
+    }
+    assert.deepEqual(healthy.report.services.map((s) => s.service).sort(), Object.keys(services).sort());
+    // What it cannot check it says, rather than "no certificate": these hosts have what the README asks, no openssl or curl.
+    const lacks = async (tool: string) => (await edge().exec(`command -v ${tool}`)).code !== 0;
+    assert.deepEqual(healthy.report.notChecked, [
+      ...((await lacks("openssl")) ? ["certificates: openssl is not installed on edge"] : []),
+      ...((await lacks("curl")) ? ["Envoy's clusters: curl is not installed on edge"] : []),
+    ]);
+
+    await asUser(hostOf("web"), "web", "systemctl --user stop web-pod.service");
+    const down = await status();
+    assert.notEqual(down.code, 0, "a stopped pod fails npm run status");
+    assert.match(down.stderr, /service web on app is unhealthy: web-pod\.service inactive/);
+    assert.doesNotMatch(down.stderr, /service (docs|intra|authentik) /);
+    assert.match(down.stdout, /^web +app +web-pod\.service inactive/m);
+
+    await asUser(hostOf("web"), "web", "systemctl --user start web-pod.service");
+    const res = await eventually(() => viaEnvoy("web", "/"), 30_000);
+    assert.equal(res.status, 200, res.body);
+    const recovered = await report();
+    assert.equal(recovered.code, 0, recovered.stderr);
+    assert.ok(recovered.report.services.every((s) => s.healthy));
+  });
+
   it("keeps every unit running across a reboot of both machines", async () => {
     await Promise.all(Object.values(hosts.hosts).map((h) => h.reboot()));
     for (const [service, pathname] of [
@@ -439,4 +487,19 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
  */
 function asRemovedUser(user: string, command: string): string {
   return `d=$(runuser -u ${user} -- mktemp -d) && runuser -u ${user} -- env XDG_RUNTIME_DIR="$d" sh -c 'cd && ${command}'`;
+}
+
+/** `npm run status` (scripts/status.ts) with `args`, from this repository. */
+function runStatus(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(path.join(REPO, "node_modules", ".bin", "tsx"), [path.join(REPO, "scripts", "status.ts"), ...args], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.once("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }
