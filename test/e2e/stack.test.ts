@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -27,6 +28,7 @@ import {
   forwarder,
   openPorts,
   routesFrom,
+  runningDnsTokens,
   sniRouter,
   type Helper,
   type ServiceSpec,
@@ -437,6 +439,90 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     ports.delete("intra"); // the test's forwarder to the old address
     const res = await eventually(() => viaEnvoy("intra", "/"), 30_000);
     assert.equal(res.status, 200, res.body);
+  });
+
+  it("rotates a pod's DNS token without a restart: new podman secret, the running Caddy reloaded with it, old token deleted after", async () => {
+    // DNS-01 tokens exist only with tls.issuer cloudflare-dns, and no ACME server is
+    // reachable here: each pod's ACME issuer gets a copy of the certificate its local CA
+    // issued, which Caddy serves from storage instead of ordering one.
+    for (const s of Object.keys(services)) {
+      const certs = `$(podman volume inspect -f {{.Mountpoint}} ${s}-caddy-data)/caddy/certificates`;
+      await asUser(
+        hostOf(s),
+        s,
+        `podman unshare sh -c "mkdir -p ${certs}/acme-v02.api.letsencrypt.org-directory && cp -a ${certs}/local/${fqdn(s)} ${certs}/acme-v02.api.letsencrypt.org-directory/"`,
+      );
+    }
+    const withDns = () => e2eConfig(hosts, api.cloudflareBaseUrl, services, { issuer: "cloudflare-dns" });
+    await project.setConfig(withDns());
+    const switched = await project.up();
+    assert.equal(switched.code, 0, switched.output);
+    assert.equal((await eventually(() => viaEnvoy("web", "/"), 30_000)).status, 200);
+
+    const digest = (value: string) => createHash("sha256").update(value).digest("hex");
+    const token = (name: string) => api.state().tokens.find((t) => t.name === name);
+    const secretOnHost = async () =>
+      digest(
+        await asUser(hostOf("web"), "web", "podman secret inspect --showsecret --format '{{.SecretData}}' web-cf-api-token").then(
+          (v) => v.trim(),
+        ),
+      );
+    const caddyId = (await asUser(hostOf("web"), "web", "podman inspect -f '{{.Id}}' web-caddy")).trim();
+    const running = async () => (await runningDnsTokens(caddyId)).map(digest);
+    const old = token("edgeplane-e2e-web")!;
+    assert.ok(old, "web has its DNS token");
+    assert.equal(await secretOnHost(), digest(old.value), "the podman secret holds web's token");
+    assert.deepEqual(await running(), [digest(old.value)], "the running Caddy holds web's token");
+    const startedBefore = Object.fromEntries(await Promise.all(Object.keys(services).map(async (s) => [s, await startedAt(s)])));
+
+    // Rotate, with a response streaming through web's Caddy, and watch the stand-in and
+    // the running config while `up` runs: the old token may go only once Caddy has the new one.
+    const stream = viaEnvoy("web", "/stream?seconds=8").then(
+      (res) => res,
+      (err: Error) => err,
+    );
+    services = { ...services, web: { ...services.web!, tokenRotation: "r2" } };
+    await project.setConfig(withDns());
+    let watching = true;
+    const seenAfterDelete: string[][] = [];
+    const watcher = (async () => {
+      while (watching) {
+        if (!api.state().tokens.some((t) => t.id === old.id)) seenAfterDelete.push(await running());
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const rotated = await project.up();
+    watching = false;
+    await watcher;
+    assert.equal(rotated.code, 0, rotated.output);
+
+    const fresh = token("edgeplane-e2e-web-r2")!;
+    assert.ok(fresh, "a new token for web");
+    assert.equal(token("edgeplane-e2e-web"), undefined, "the old token is deleted");
+    assert.equal(await secretOnHost(), digest(fresh.value), "the podman secret holds the new token");
+    assert.deepEqual(await running(), [digest(fresh.value)], "the running Caddy holds the new token");
+    assert.ok(seenAfterDelete.length > 0, "the watcher saw the old token deleted");
+    assert.ok(
+      seenAfterDelete.every((tokens) => tokens.length === 1 && tokens[0] === digest(fresh.value)),
+      "once the old token was deleted, the running Caddy never held it",
+    );
+    const streamed = await stream;
+    if (streamed instanceof Error) throw streamed;
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.body, /done\n$/, "the stream ran to its end across the reload");
+    for (const s of Object.keys(services)) assert.deepEqual(await startedAt(s), startedBefore[s], `${s} was not restarted`);
+
+    // Back to the internal issuer: every DNS token goes.
+    const { tokenRotation: _label, ...web } = services.web!;
+    services = { ...services, web };
+    await project.setConfig(config());
+    const back = await project.up();
+    assert.equal(back.code, 0, back.output);
+    assert.deepEqual(
+      api.state().tokens.filter((t) => t.name.startsWith("edgeplane-")),
+      [],
+    );
+    assert.equal((await eventually(() => viaEnvoy("web", "/"), 30_000)).status, 200);
   });
 
   it("removes a service's units, files, secrets and record, and nothing of another; keeps its certificates", async () => {
