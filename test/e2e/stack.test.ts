@@ -337,12 +337,17 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
       ...((await lacks("curl")) ? ["Envoy's clusters: curl is not installed on edge"] : []),
     ]);
 
+    // A pod stopped, and (drift, not ill health) a Caddyfile edited by hand, put back after.
+    const edited = "/var/lib/edgeplane/intra/caddy/Caddyfile";
+    await hostOf("intra").run(`cp -p ${edited} ${edited}.test-copy && echo '# by hand' >> ${edited}`);
     await asUser(hostOf("web"), "web", "systemctl --user stop web-pod.service");
     const down = await status();
+    await hostOf("intra").run(`mv -f ${edited}.test-copy ${edited}`);
     assert.notEqual(down.code, 0, "a stopped pod fails npm run status");
     assert.match(down.stderr, /service web on app is unhealthy: web-pod\.service inactive/);
     assert.doesNotMatch(down.stderr, /service (docs|intra|authentik) /);
     assert.match(down.stdout, /^web +app +web-pod\.service inactive/m);
+    assert.match(down.stdout, /^intra +app +3\/3 active +.* Caddyfile differs/m);
 
     await asUser(hostOf("web"), "web", "systemctl --user start web-pod.service");
     const res = await eventually(() => viaEnvoy("web", "/"), 30_000);
