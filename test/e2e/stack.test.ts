@@ -344,9 +344,10 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     const down = await status();
     await hostOf("intra").run(`mv -f ${edited}.test-copy ${edited}`);
     assert.notEqual(down.code, 0, "a stopped pod fails npm run status");
-    assert.match(down.stderr, /service web on app is unhealthy: web-pod\.service inactive/);
+    // Stopped by hand, the pod's unit ends `inactive` or (seen once, with the machine under heavy load) `failed`.
+    assert.match(down.stderr, /service web on app is unhealthy: web-pod\.service (inactive|failed)/);
     assert.doesNotMatch(down.stderr, /service (docs|intra|authentik) /);
-    assert.match(down.stdout, /^web +app +web-pod\.service inactive/m);
+    assert.match(down.stdout, /^web +app +web-pod\.service (inactive|failed)/m);
     assert.match(down.stdout, /^intra +app +3\/3 active +.* Caddyfile differs/m);
 
     await asUser(hostOf("web"), "web", "systemctl --user start web-pod.service");
