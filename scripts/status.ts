@@ -3,7 +3,8 @@
  * look at the running platform (status/index.ts), over SSH to each host with the stack's
  * own connection settings (host, port, user, pinned host key). The private key is the
  * operator's (`--identity`, or the ssh agent): the stack's copy is a Pulumi secret the
- * offline tools cannot decrypt. Exits 0 when it could ask every host, 1 otherwise.
+ * offline tools cannot decrypt. Exits 0 when it could ask every host and every service is
+ * healthy (status/index.ts), 1 otherwise, naming each unhealthy service on stderr.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -83,11 +84,11 @@ async function main(): Promise<number> {
   }
   const report = statusReport(config.stack, model, files, facts, new Date());
   if (values.json) console.log(JSON.stringify({ ...report, unreachable }, null, 2));
-  else {
-    process.stdout.write(renderStatusTable(report));
-    for (const u of unreachable) console.error(`status: could not ask host ${u}`);
-  }
-  return unreachable.length === 0 ? 0 : 1;
+  else process.stdout.write(renderStatusTable(report));
+  for (const u of unreachable) console.error(`status: could not ask host ${u}`);
+  const unhealthy = report.services.filter((s) => !s.healthy);
+  for (const s of unhealthy) console.error(`status: service ${s.service} on ${s.host} is unhealthy: ${s.problems.join(", ")}`);
+  return unreachable.length === 0 && unhealthy.length === 0 ? 0 : 1;
 }
 
 runCli(main);

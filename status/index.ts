@@ -7,7 +7,12 @@
  * the ingress, Envoy's view of each cluster from its admin interface on loopback.
  *
  * The script only reads: sha256sum, stat, `systemctl is-active`, `openssl s_client`
- * and `curl` of Envoy's admin (GET /clusters). Nothing here writes to a host.
+ * and `curl` of Envoy's admin (GET /clusters). Nothing here writes to a host. When
+ * openssl or curl is not installed on the ingress, the report says what was not
+ * checked instead of showing no certificate or no cluster.
+ *
+ * A service is healthy when every unit of its pod is active and Envoy, when it
+ * answered, sees each of its upstreams healthy; `npm run status` exits 1 otherwise.
  */
 import { shQuote } from "../components/remote/script";
 import { ingressHost, serviceUser } from "../model/topology";
@@ -43,6 +48,8 @@ export function statusScript(model: Model, host: Host, files: readonly Pick<Plan
     }
   }
   if (host.ingress) {
+    // Without them the lines below would read as "no certificate" and "no cluster".
+    for (const tool of ["openssl", "curl"]) lines.push(`t=$(command -v ${tool}); echo "tool ${tool} \${t:-missing}"`);
     for (const service of model.services) {
       // Through Envoy, as a client gets it: a tailnet service only on the tailnet address.
       const address = service.exposure === "tailnet" ? host.tailnetIP : "127.0.0.1";
@@ -65,6 +72,8 @@ export interface HostFacts {
   readonly certs: Map<string, string | null>;
   /** Envoy's /clusters?format=json, when this is the ingress and the admin answered. */
   readonly envoy: EnvoyClusters | null;
+  /** The ingress's tools the script needs that are not installed (`openssl`, `curl`). */
+  readonly missingTools: string[];
 }
 
 interface EnvoyClusters {
@@ -76,7 +85,7 @@ interface EnvoyClusters {
 
 /** Reads statusScript's output back. */
 export function parseStatus(output: string): HostFacts {
-  const facts: HostFacts = { files: new Map(), units: new Map(), certs: new Map(), envoy: null };
+  const facts: HostFacts = { files: new Map(), units: new Map(), certs: new Map(), envoy: null, missingTools: [] };
   let envoy: EnvoyClusters | null = null;
   for (const line of output.split("\n")) {
     const [kind, ...rest] = line.split(" ");
@@ -94,6 +103,8 @@ export function parseStatus(output: string): HostFacts {
     } else if (kind === "cert" && rest.length >= 2) {
       const [service, ...date] = rest;
       facts.certs.set(service!, date.join(" ") === "-" ? null : date.join(" "));
+    } else if (kind === "tool" && rest.length === 2 && rest[1] === "missing") {
+      facts.missingTools.push(rest[0]!);
     } else if (kind === "envoy" && rest[0] && rest[0] !== "-") {
       try {
         envoy = JSON.parse(Buffer.from(rest[0], "base64").toString("utf8")) as EnvoyClusters;
@@ -108,6 +119,10 @@ export function parseStatus(output: string): HostFacts {
 export interface ServiceStatus {
   readonly service: string;
   readonly host: string;
+  /** Every unit active, and every upstream Envoy reported healthy. */
+  readonly healthy: boolean;
+  /** Why not, one line each (`web-pod.service inactive`); empty when healthy. */
+  readonly problems: string[];
   /** Unit → state (`active`, `failed`, …). */
   readonly units: Record<string, string>;
   /** The served certificate's notAfter (ISO 8601), and days left; null when none was served. */
@@ -130,6 +145,8 @@ export interface StatusReport {
   readonly services: ServiceStatus[];
   /** Host-wide files (Envoy's, /etc/hosts block, …) that differ from the plan. */
   readonly hostFiles: { readonly host: string; readonly drift: ServiceStatus["drift"]; readonly lastApplied: string | null }[];
+  /** What could not be checked and why (`certificates: openssl is not installed on edge`). */
+  readonly notChecked: string[];
 }
 
 const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
@@ -157,8 +174,10 @@ export function statusReport(
 ): StatusReport {
   const ingress = ingressHost(model);
   const envoy = factsByHost.get(ingress.name)?.envoy;
+  const missingTools = factsByHost.get(ingress.name)?.missingTools ?? [];
   const services = model.services.map((service): ServiceStatus => {
     const facts = factsByHost.get(service.host);
+    const units = Object.fromEntries(serviceUnits(service).map((u) => [u, facts?.units.get(service.name)?.get(u) ?? "unknown"]));
     const files = planned.filter((f) => f.service === service.name);
     const notAfter = factsByHost.get(ingress.name)?.certs.get(service.name) ?? null;
     const expiry = notAfter ? new Date(notAfter) : null;
@@ -166,33 +185,42 @@ export function statusReport(
       `caddy_${service.name.replace(/[^A-Za-z0-9]/g, "_")}`,
       ...(service.l7 ? [`l7_${service.name.replace(/[^A-Za-z0-9]/g, "_")}`] : []),
     ];
+    const upstreams = (envoy?.cluster_statuses ?? [])
+      .filter((c) => clusters.includes(c.name))
+      .flatMap((c) =>
+        (c.host_statuses ?? []).map((h) => {
+          const stat = (name: string) => Number(h.stats?.find((s) => s.name === name)?.value ?? 0);
+          const address = (h as { address?: { socket_address?: { address?: string; port_value?: number } } }).address
+            ?.socket_address;
+          return {
+            cluster: c.name,
+            address: address ? `${address.address}:${address.port_value}` : "?",
+            healthy: Object.keys(h.health_status ?? {}).every(
+              (k) => k === "eds_health_status" && h.health_status![k] === "HEALTHY",
+            ),
+            connections: stat("cx_active"),
+          };
+        }),
+      );
+    const problems = [
+      ...Object.entries(units)
+        .filter(([, state]) => state !== "active")
+        .map(([unit, state]) => `${unit} ${state}`),
+      ...upstreams.filter((u) => !u.healthy).map((u) => `Envoy sees ${u.cluster} (${u.address}) unhealthy`),
+    ];
     return {
       service: service.name,
       host: service.host,
-      units: Object.fromEntries(serviceUnits(service).map((u) => [u, facts?.units.get(service.name)?.get(u) ?? "unknown"])),
+      healthy: problems.length === 0,
+      problems,
+      units,
       certificate:
         expiry && !Number.isNaN(expiry.getTime())
           ? { notAfter: expiry.toISOString(), daysLeft: Math.floor((expiry.getTime() - now.getTime()) / 86_400_000) }
           : null,
       lastApplied: newest(files, facts),
       drift: driftOf(files, facts),
-      envoy: (envoy?.cluster_statuses ?? [])
-        .filter((c) => clusters.includes(c.name))
-        .flatMap((c) =>
-          (c.host_statuses ?? []).map((h) => {
-            const stat = (name: string) => Number(h.stats?.find((s) => s.name === name)?.value ?? 0);
-            const address = (h as { address?: { socket_address?: { address?: string; port_value?: number } } }).address
-              ?.socket_address;
-            return {
-              cluster: c.name,
-              address: address ? `${address.address}:${address.port_value}` : "?",
-              healthy: Object.keys(h.health_status ?? {}).every(
-                (k) => k === "eds_health_status" && h.health_status![k] === "HEALTHY",
-              ),
-              connections: stat("cx_active"),
-            };
-          }),
-        ),
+      envoy: upstreams,
     };
   });
   const hostFiles = model.hosts.map((host) => {
@@ -200,12 +228,18 @@ export function statusReport(
     const facts = factsByHost.get(host.name);
     return { host: host.name, drift: driftOf(files, facts), lastApplied: newest(files, facts) };
   });
-  return { stack, services, hostFiles };
+  const notChecked = [
+    ...(missingTools.includes("openssl") ? [`certificates: openssl is not installed on ${ingress.name}`] : []),
+    ...(missingTools.includes("curl") ? [`Envoy's clusters: curl is not installed on ${ingress.name}`] : []),
+  ];
+  return { stack, services, hostFiles, notChecked };
 }
 
 /** The report as a table for a terminal. */
 export function renderStatusTable(report: StatusReport): string {
   const header = ["service", "host", "units", "certificate", "last applied", "drift", "envoy"];
+  const certificates = report.notChecked.some((n) => n.startsWith("certificates:")) ? "not checked" : "none served";
+  const clusters = report.notChecked.some((n) => n.startsWith("Envoy's clusters:")) ? "not checked" : "no cluster";
   const rows = report.services.map((s) => {
     const states = Object.entries(s.units);
     const down = states.filter(([, state]) => state !== "active");
@@ -213,11 +247,11 @@ export function renderStatusTable(report: StatusReport): string {
       s.service,
       s.host,
       down.length === 0 ? `${states.length}/${states.length} active` : down.map(([u, state]) => `${u} ${state}`).join(", "),
-      s.certificate ? `${s.certificate.notAfter.slice(0, 10)} (${s.certificate.daysLeft} d)` : "none served",
+      s.certificate ? `${s.certificate.notAfter.slice(0, 10)} (${s.certificate.daysLeft} d)` : certificates,
       s.lastApplied ? s.lastApplied.replace("T", " ").slice(0, 16) : "-",
       s.drift.length === 0 ? "none" : s.drift.map((d) => `${d.path.slice(d.path.lastIndexOf("/") + 1)} ${d.state}`).join(", "),
       s.envoy.length === 0
-        ? "no cluster"
+        ? clusters
         : s.envoy.map((e) => `${e.cluster} ${e.healthy ? "healthy" : "UNHEALTHY"} ${e.connections} cx`).join(", "),
     ];
   });
@@ -231,5 +265,6 @@ export function renderStatusTable(report: StatusReport): string {
     (h) =>
       `host ${h.host}: ${h.drift.length === 0 ? "no drift" : h.drift.map((d) => `${d.path} ${d.state}`).join(", ")}${h.lastApplied ? `; last applied ${h.lastApplied.replace("T", " ").slice(0, 16)}` : ""}`,
   );
-  return [`stack ${report.stack}`, line(header), ...rows.map(line), "", ...hostLines, ""].join("\n");
+  const notChecked = report.notChecked.map((n) => `not checked: ${n}`);
+  return [`stack ${report.stack}`, line(header), ...rows.map(line), "", ...hostLines, ...notChecked, ""].join("\n");
 }

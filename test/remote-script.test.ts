@@ -161,6 +161,24 @@ describe("remove script", () => {
     assert.deepEqual(fs.readdirSync(dir), []);
     assert.equal(run(removeScript(spec(target)), "").code, 0);
   });
+
+  it("reads its stdin to the end before it exits, as the command provider needs", () => {
+    // The provider runs a delete with the create's stdin (here the file's content). Its
+    // SSH client (golang.org/x/crypto/ssh, Session.Wait) fails the command with `EOF`
+    // when the command exits while that stdin is still being written; a small stdin
+    // makes it a race, one larger than the channel's window makes it certain.
+    const dir = workdir();
+    const target = path.join(dir, "unit.container");
+    run(installScript(spec(target)), "a\n");
+    const big = "x".repeat(4 << 20);
+    const result = spawnSync("sh", ["-c", removeScript(spec(target))], {
+      input: big,
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
+    assert.equal(result.error, undefined, "the whole stdin was read");
+    assert.equal(result.status, 0);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  });
 });
 
 describe("shell helpers", () => {

@@ -42,6 +42,8 @@ describe("npm run status against a recorded host", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-status-"));
   let report: any;
   let table: string;
+  let stderr: string;
+  let exitCode: number | null;
   let edited: string;
   let deleted: string;
   const written = new Map<string, number>();
@@ -77,11 +79,12 @@ describe("npm run status against a recorded host", () => {
         env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
       });
     const json = run("--json");
-    assert.equal(json.status, 0, json.stderr);
+    assert.equal(json.status, 1, json.stderr);
     report = JSON.parse(json.stdout);
     const text = run();
-    assert.equal(text.status, 0, text.stderr);
     table = text.stdout;
+    stderr = text.stderr;
+    exitCode = text.status;
   });
 
   const service = (name: string) => report.services.find((s: any) => s.service === name);
@@ -95,6 +98,21 @@ describe("npm run status against a recorded host", () => {
     assert.equal(service("grafana").units["grafana-caddy.service"], "failed");
     assert.match(table, /^grafana\s+lab\s+grafana-caddy\.service failed\s/m);
     assert.match(table, /^whoami\s+lab\s+3\/3 active\s/m);
+  });
+
+  it("calls a service with a unit down or an upstream Envoy sees unhealthy unhealthy, naming it, and exits 1", () => {
+    assert.equal(exitCode, 1);
+    assert.deepEqual(
+      report.services.filter((s: any) => !s.healthy).map((s: any) => [s.service, s.problems]),
+      [
+        ["grafana", ["grafana-caddy.service failed", "Envoy sees caddy_grafana (127.0.0.1:10444) unhealthy"]],
+        ["vllm", [`Envoy sees l7_vllm (${service("vllm").envoy[1].address}) unhealthy`]],
+      ],
+    );
+    assert.match(stderr, /^status: service grafana on lab is unhealthy: grafana-caddy\.service failed, /m);
+    assert.match(stderr, /^status: service vllm on lab is unhealthy: Envoy sees l7_vllm /m);
+    assert.doesNotMatch(stderr, /whoami/);
+    assert.deepEqual(report.notChecked, [], "the recorded ingress has openssl and curl");
   });
 
   it("reports the certificate each name is served with through Envoy, and the days left", () => {

@@ -82,6 +82,11 @@ export function removeScript(spec: Pick<InstallSpec, "path" | "description">): s
     [
       `# edgeplane: remove ${spec.description}`,
       "set -eu",
+      // The command provider runs a delete with the create's stdin (the file's content),
+      // and its SSH client fails a command that exits before that stdin is written with
+      // a bare `EOF` (golang.org/x/crypto/ssh session.go, Session.Wait returns the stdin
+      // copy's error). Read it all first.
+      "cat >/dev/null",
       `sudo -n rm -f ${shQuote(spec.path)} ${shQuote(`${spec.path}.edgeplane-prev`)}`,
     ].join("\n") + "\n"
   );

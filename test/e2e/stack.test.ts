@@ -12,6 +12,8 @@
  * previous one left.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -26,11 +28,12 @@ import {
   forwarder,
   openPorts,
   routesFrom,
+  runningDnsTokens,
   sniRouter,
   type Helper,
   type ServiceSpec,
 } from "../support/e2e";
-import { startHosts, tempDir, type TestHost, type TestHosts } from "../support/hosts";
+import { REPO, startHosts, tempDir, type TestHost, type TestHosts } from "../support/hosts";
 import { eventually, proxyV2Header, request, type Response } from "../support/live";
 import { PulumiProject, type RunResult } from "../support/pulumi-project";
 import { IMAGES, testImages } from "../support/test-images";
@@ -305,6 +308,59 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     }
   });
 
+  it("reports the deployed services healthy with npm run status, a stopped pod unhealthy by name, and its recovery", async () => {
+    const key = path.join(dir, "status-key");
+    fs.writeFileSync(key, hosts.privateKey, { mode: 0o600 });
+    /** `npm run status` as an operator runs it, against the stack's own config file and real hosts. */
+    const status = (...args: string[]) =>
+      runStatus(["--stack", project.stack, "--stack-file", project.configFile, "--identity", key, ...args]);
+    type Report = {
+      services: { service: string; healthy: boolean; units: Record<string, string>; drift: unknown[] }[];
+      notChecked: string[];
+      unreachable: string[];
+    };
+    const report = async () => {
+      const r = await status("--json");
+      return { ...r, report: JSON.parse(r.stdout) as Report };
+    };
+
+    const healthy = await report();
+    assert.equal(healthy.code, 0, healthy.stderr);
+    assert.deepEqual(healthy.report.unreachable, []);
+    for (const s of healthy.report.services) {
+      assert.ok(s.healthy, `${s.service}: ${JSON.stringify(s)}`);
+      assert.ok(Object.values(s.units).length >= 3 && Object.values(s.units).every((u) => u === "active"), s.service);
+      assert.deepEqual(s.drift, [], `${s.service}: installed files are the plan's`);
+    }
+    assert.deepEqual(healthy.report.services.map((s) => s.service).sort(), Object.keys(services).sort());
+    // What it cannot check it says, rather than "no certificate": these hosts have what the README asks, no openssl or curl.
+    const lacks = async (tool: string) => (await edge().exec(`command -v ${tool}`)).code !== 0;
+    assert.deepEqual(healthy.report.notChecked, [
+      ...((await lacks("openssl")) ? ["certificates: openssl is not installed on edge"] : []),
+      ...((await lacks("curl")) ? ["Envoy's clusters: curl is not installed on edge"] : []),
+    ]);
+
+    // A pod stopped, and (drift, not ill health) a Caddyfile edited by hand, put back after.
+    const edited = "/var/lib/edgeplane/intra/caddy/Caddyfile";
+    await hostOf("intra").run(`cp -p ${edited} ${edited}.test-copy && echo '# by hand' >> ${edited}`);
+    await asUser(hostOf("web"), "web", "systemctl --user stop web-pod.service");
+    const down = await status();
+    await hostOf("intra").run(`mv -f ${edited}.test-copy ${edited}`);
+    assert.notEqual(down.code, 0, "a stopped pod fails npm run status");
+    // Stopped by hand, the pod's unit ends `inactive` or (seen once, with the machine under heavy load) `failed`.
+    assert.match(down.stderr, /service web on app is unhealthy: web-pod\.service (inactive|failed)/);
+    assert.doesNotMatch(down.stderr, /service (docs|intra|authentik) /);
+    assert.match(down.stdout, /^web +app +web-pod\.service (inactive|failed)/m);
+    assert.match(down.stdout, /^intra +app +3\/3 active +.* Caddyfile differs/m);
+
+    await asUser(hostOf("web"), "web", "systemctl --user start web-pod.service");
+    const res = await eventually(() => viaEnvoy("web", "/"), 30_000);
+    assert.equal(res.status, 200, res.body);
+    const recovered = await report();
+    assert.equal(recovered.code, 0, recovered.stderr);
+    assert.ok(recovered.report.services.every((s) => s.healthy));
+  });
+
   it("keeps every unit running across a reboot of both machines", async () => {
     await Promise.all(Object.values(hosts.hosts).map((h) => h.reboot()));
     for (const [service, pathname] of [
@@ -394,6 +450,90 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     assert.equal(res.status, 200, res.body);
   });
 
+  it("rotates a pod's DNS token without a restart: new podman secret, the running Caddy reloaded with it, old token deleted after", async () => {
+    // DNS-01 tokens exist only with tls.issuer cloudflare-dns, and no ACME server is
+    // reachable here: each pod's ACME issuer gets a copy of the certificate its local CA
+    // issued, which Caddy serves from storage instead of ordering one.
+    for (const s of Object.keys(services)) {
+      const certs = `$(podman volume inspect -f {{.Mountpoint}} ${s}-caddy-data)/caddy/certificates`;
+      await asUser(
+        hostOf(s),
+        s,
+        `podman unshare sh -c "mkdir -p ${certs}/acme-v02.api.letsencrypt.org-directory && cp -a ${certs}/local/${fqdn(s)} ${certs}/acme-v02.api.letsencrypt.org-directory/"`,
+      );
+    }
+    const withDns = () => e2eConfig(hosts, api.cloudflareBaseUrl, services, { issuer: "cloudflare-dns" });
+    await project.setConfig(withDns());
+    const switched = await project.up();
+    assert.equal(switched.code, 0, switched.output);
+    assert.equal((await eventually(() => viaEnvoy("web", "/"), 30_000)).status, 200);
+
+    const digest = (value: string) => createHash("sha256").update(value).digest("hex");
+    const token = (name: string) => api.state().tokens.find((t) => t.name === name);
+    const secretOnHost = async () =>
+      digest(
+        await asUser(hostOf("web"), "web", "podman secret inspect --showsecret --format '{{.SecretData}}' web-cf-api-token").then(
+          (v) => v.trim(),
+        ),
+      );
+    const caddyId = (await asUser(hostOf("web"), "web", "podman inspect -f '{{.Id}}' web-caddy")).trim();
+    const running = async () => (await runningDnsTokens(caddyId)).map(digest);
+    const old = token("edgeplane-e2e-web")!;
+    assert.ok(old, "web has its DNS token");
+    assert.equal(await secretOnHost(), digest(old.value), "the podman secret holds web's token");
+    assert.deepEqual(await running(), [digest(old.value)], "the running Caddy holds web's token");
+    const startedBefore = Object.fromEntries(await Promise.all(Object.keys(services).map(async (s) => [s, await startedAt(s)])));
+
+    // Rotate, with a response streaming through web's Caddy, and watch the stand-in and
+    // the running config while `up` runs: the old token may go only once Caddy has the new one.
+    const stream = viaEnvoy("web", "/stream?seconds=8").then(
+      (res) => res,
+      (err: Error) => err,
+    );
+    services = { ...services, web: { ...services.web!, tokenRotation: "r2" } };
+    await project.setConfig(withDns());
+    let watching = true;
+    const seenAfterDelete: string[][] = [];
+    const watcher = (async () => {
+      while (watching) {
+        if (!api.state().tokens.some((t) => t.id === old.id)) seenAfterDelete.push(await running());
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const rotated = await project.up();
+    watching = false;
+    await watcher;
+    assert.equal(rotated.code, 0, rotated.output);
+
+    const fresh = token("edgeplane-e2e-web-r2")!;
+    assert.ok(fresh, "a new token for web");
+    assert.equal(token("edgeplane-e2e-web"), undefined, "the old token is deleted");
+    assert.equal(await secretOnHost(), digest(fresh.value), "the podman secret holds the new token");
+    assert.deepEqual(await running(), [digest(fresh.value)], "the running Caddy holds the new token");
+    assert.ok(seenAfterDelete.length > 0, "the watcher saw the old token deleted");
+    assert.ok(
+      seenAfterDelete.every((tokens) => tokens.length === 1 && tokens[0] === digest(fresh.value)),
+      "once the old token was deleted, the running Caddy never held it",
+    );
+    const streamed = await stream;
+    if (streamed instanceof Error) throw streamed;
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.body, /done\n$/, "the stream ran to its end across the reload");
+    for (const s of Object.keys(services)) assert.deepEqual(await startedAt(s), startedBefore[s], `${s} was not restarted`);
+
+    // Back to the internal issuer: every DNS token goes.
+    const { tokenRotation: _label, ...web } = services.web!;
+    services = { ...services, web };
+    await project.setConfig(config());
+    const back = await project.up();
+    assert.equal(back.code, 0, back.output);
+    assert.deepEqual(
+      api.state().tokens.filter((t) => t.name.startsWith("edgeplane-")),
+      [],
+    );
+    assert.equal((await eventually(() => viaEnvoy("web", "/"), 30_000)).status, 200);
+  });
+
   it("removes a service's units, files, secrets and record, and nothing of another; keeps its certificates", async () => {
     const { web: _web, ...rest } = services;
     services = rest;
@@ -442,4 +582,19 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
  */
 function asRemovedUser(user: string, command: string): string {
   return `d=$(runuser -u ${user} -- mktemp -d) && runuser -u ${user} -- env XDG_RUNTIME_DIR="$d" sh -c 'cd && ${command}'`;
+}
+
+/** `npm run status` (scripts/status.ts) with `args`, from this repository. */
+function runStatus(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(path.join(REPO, "node_modules", ".bin", "tsx"), [path.join(REPO, "scripts", "status.ts"), ...args], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.once("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import YAML from "yaml";
@@ -39,6 +40,7 @@ export interface ServiceSpec {
   publicPaths?: string[];
   env?: Record<string, string>;
   secrets?: string[];
+  tokenRotation?: string;
 }
 
 /** The stack: ingress host `edge` plus `app`; a public, a protected, a tailnet-only service, and Authentik's stand-in. */
@@ -182,4 +184,40 @@ export async function openPorts(host: TestHost, addresses: string[]): Promise<st
     .split("\n")
     .filter((l) => l.endsWith(" open"))
     .map((l) => l.split(" ")[0]!);
+}
+
+/**
+ * The DNS tokens in the config a pod's Caddy is running now, read from its admin socket
+ * (`/run/caddy-admin.sock`, in the Caddy container's own /run) through /proc on this
+ * machine, since the image has no client to ask it with. The process is found by the
+ * container's ID in its cgroup, which no other machine's container shares.
+ */
+export async function runningDnsTokens(containerId: string): Promise<string[]> {
+  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    let cgroup: string;
+    let cmdline: string;
+    try {
+      cgroup = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8");
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      continue;
+    }
+    if (!cgroup.includes(containerId) || !cmdline.startsWith("caddy\0run\0")) continue;
+    const config = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ socketPath: `/proc/${pid}/root/run/caddy-admin.sock`, path: "/config/" }, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
+        })
+        .on("error", reject);
+    });
+    const tokens: string[] = [];
+    JSON.parse(config, (key, value: unknown) => {
+      if (key === "api_token" && typeof value === "string") tokens.push(value);
+      return value;
+    });
+    return tokens;
+  }
+  throw new Error(`no caddy process of container ${containerId.slice(0, 12)}`);
 }
