@@ -63,24 +63,58 @@ export function e2eServices(): Record<string, ServiceSpec> {
   };
 }
 
+/**
+ * `n` services spread over `hostNames` in turn, with the mix of features a real stack
+ * has: the first is Authentik's outpost stand-in (on the first host), every third of
+ * the others is protected (with a public path), every seventh tailnet-only, every
+ * fourth has a generated secret and an environment variable. `imageOf` picks each
+ * app's image (an index among the apps).
+ */
+export function generatedServices(
+  n: number,
+  hostNames: readonly string[],
+  imageOf: (i: number) => string = () => IMAGES.echo,
+): Record<string, ServiceSpec> {
+  const perHost = new Map<string, number>();
+  const caddyPort = (host: string) => {
+    const slot = perHost.get(host) ?? 0;
+    perHost.set(host, slot + 1);
+    return 11000 + slot;
+  };
+  const services: Record<string, ServiceSpec> = {
+    authentik: { host: hostNames[0]!, image: IMAGES.outpost, port: 9000, caddyPort: caddyPort(hostNames[0]!) },
+  };
+  for (let i = 0; i < n - 1; i++) {
+    const host = hostNames[i % hostNames.length]!;
+    const svc: ServiceSpec = { host, image: imageOf(i), port: 8080, caddyPort: caddyPort(host) };
+    if (i % 3 === 0) Object.assign(svc, { auth: { groups: ["staff"] }, publicPaths: ["/health"] });
+    if (i % 7 === 0) svc.exposure = "tailnet";
+    if (i % 4 === 0) Object.assign(svc, { secrets: ["APP_SECRET"], env: { LOG_LEVEL: "info" } });
+    services[`svc-${i}`] = svc;
+  }
+  return services;
+}
+
 export function e2eConfig(
   hosts: TestHosts,
   cloudflareBaseUrl: string,
   services: Record<string, ServiceSpec> = e2eServices(),
-  overrides: { caddy?: string; issuer?: "internal" | "cloudflare-dns" } = {},
+  overrides: { caddy?: string; issuer?: "internal" | "cloudflare-dns"; ingress?: string } = {},
 ): Record<string, unknown> {
   const host = (h: TestHost, ingress: boolean) => ({
     ...(ingress ? { ingress: true, publicIPv4: h.publicAddress } : {}),
     tailnetIP: h.address,
     ssh: { host: h.address, user: hosts.user, hostKey: h.hostKey },
   });
+  const ingress = overrides.ingress ?? "edge";
+  const names = [ingress, ...Object.keys(hosts.hosts).filter((n) => n !== ingress).sort()];
   return {
     "cloudflare:baseUrl": cloudflareBaseUrl,
     "edgeplane:domain": DOMAIN,
     "edgeplane:cloudflare": { zoneId: ZONE_ID },
     "edgeplane:tls": { issuer: overrides.issuer ?? "internal" },
     "edgeplane:images": { caddy: overrides.caddy ?? IMAGES.caddy, envoy: IMAGES.envoy },
-    "edgeplane:hosts": { edge: host(hosts.hosts.edge!, true), app: host(hosts.hosts.app!, false) },
+    "edgeplane:hosts": Object.fromEntries(names.map((n) => [n, host(hosts.hosts[n]!, n === ingress)])),
     "edgeplane:services": services,
     "edgeplane:authentik": { service: "authentik" },
   };

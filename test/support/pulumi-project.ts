@@ -66,13 +66,15 @@ export class PulumiProject {
     };
   }
 
-  run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  /** Runs the CLI; `onSpawn` gets its process ID as soon as it starts (to measure it). */
+  run(args: string[], opts: { input?: string; timeoutMs?: number; onSpawn?: (pid: number) => void } = {}): Promise<RunResult> {
     return new Promise((resolve) => {
       const child = spawn("pulumi", [...args, "--stack", this.stack, "--non-interactive"], {
         cwd: this.dir,
         env: this.env,
         stdio: ["pipe", "pipe", "pipe"],
       });
+      if (child.pid !== undefined) opts.onSpawn?.(child.pid);
       let stdout = "";
       let stderr = "";
       let output = "";
