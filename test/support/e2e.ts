@@ -107,7 +107,12 @@ export function e2eConfig(
     ssh: { host: h.address, user: hosts.user, hostKey: h.hostKey },
   });
   const ingress = overrides.ingress ?? "edge";
-  const names = [ingress, ...Object.keys(hosts.hosts).filter((n) => n !== ingress).sort()];
+  const names = [
+    ingress,
+    ...Object.keys(hosts.hosts)
+      .filter((n) => n !== ingress)
+      .sort(),
+  ];
   return {
     "cloudflare:baseUrl": cloudflareBaseUrl,
     "edgeplane:domain": DOMAIN,

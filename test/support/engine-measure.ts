@@ -141,6 +141,7 @@ export async function measuredRun(
 /** Resources in the stack's state, the stack itself and provider resources left out. */
 export async function stateResources(project: PulumiProject): Promise<number> {
   const exported = await project.must(["stack", "export"]);
-  const resources = (JSON.parse(exported.stdout) as { deployment: { resources?: { type: string }[] } }).deployment.resources ?? [];
+  const resources =
+    (JSON.parse(exported.stdout) as { deployment: { resources?: { type: string }[] } }).deployment.resources ?? [];
   return resources.filter((r) => r.type !== "pulumi:pulumi:Stack" && !r.type.startsWith("pulumi:providers:")).length;
 }
