@@ -118,6 +118,14 @@ export interface MeasuredRun {
   memory: MemoryPeaks;
   /** Per host name, what its sshd counted during the run. */
   sshd: Record<string, SshdCounts>;
+  /** Per host name, the most SSH connections open at once (sampled every 2 s). */
+  peakOpen: Record<string, number>;
+}
+
+/** SSH connections open on `host` now: established TCP connections to its port 22. */
+async function openSshConnections(host: TestHost): Promise<number> {
+  const r = await host.exec("ss -Htn state established '( sport = :22 )' | wc -l");
+  return Number(r.stdout.trim()) || 0;
 }
 
 /** Runs `pulumi <args>` in `project`, measuring its wall time, memory and each host's SSH sessions. */
@@ -130,12 +138,23 @@ export async function measuredRun(
   const before = await Promise.all(hosts.map(sshdCounts));
   let sampler: { stop(): MemoryPeaks } | undefined;
   const started = process.hrtime.bigint();
+  const peakOpen: Record<string, number> = Object.fromEntries(hosts.map((h) => [h.name, 0]));
+  let running = true;
+  const connections = (async () => {
+    while (running) {
+      const open = await Promise.all(hosts.map(openSshConnections));
+      hosts.forEach((h, i) => (peakOpen[h.name] = Math.max(peakOpen[h.name]!, open[i]!)));
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  })();
   const result = await project.run(args, { ...opts, onSpawn: (pid) => (sampler = sampleMemory(pid)) });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  running = false;
+  await connections;
   const memory = sampler?.stop() ?? { engineMiB: 0, programMiB: 0 };
   const after = await Promise.all(hosts.map(sshdCounts));
   const sshd = Object.fromEntries(hosts.map((h, i) => [h.name, sshdDelta(before[i]!, after[i]!)]));
-  return { result, seconds, memory, sshd };
+  return { result, seconds, memory, sshd, peakOpen };
 }
 
 /** Resources in the stack's state, the stack itself and provider resources left out. */
