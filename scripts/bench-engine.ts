@@ -29,7 +29,8 @@ const HEADER = [
   "program peak RSS (MiB)",
   ...HOSTS.map((h) => `SSH sessions ${h}`),
   ...HOSTS.map((h) => `peak open SSH connections ${h}`),
-  "dropped (MaxStartups)",
+  "dropped by sshd",
+  "dials retried",
   "engine's summary",
   "resources per service",
 ];
@@ -108,6 +109,7 @@ export async function benchEngine(sizes: number[], parallel: number | undefined)
             ...HOSTS.map((h) => String(run.sshd[h]!.accepted)),
             ...HOSTS.map((h) => String(run.peakOpen[h])),
             String(HOSTS.reduce((sum, h) => sum + run.sshd[h]!.dropped, 0)),
+            String(run.dialRetries),
             changeSummary(run.result.output),
             (resources / n).toFixed(1),
           ]),

@@ -79,16 +79,17 @@ export function sampleMemory(rootPid: number, intervalMs = 200): { stop(): Memor
 export interface SshdCounts {
   /** Sessions sshd authenticated ("Accepted publickey for …"). */
   accepted: number;
-  /** Connections sshd dropped before authentication because of MaxStartups. */
+  /** Connections sshd dropped before authentication ("drop connection #…": MaxStartups or PerSourcePenalties). */
   dropped: number;
 }
 
 /** sshd's counts so far on `host`, from its journal (flushed first). */
 export async function sshdCounts(host: TestHost): Promise<SshdCounts> {
-  // OpenSSH ≥ 9.8 logs a session's authentication from sshd-session, the listener's drops from sshd.
+  // OpenSSH ≥ 9.8 logs a session's authentication from sshd-session, the listener's
+  // drops from sshd (sshd.c, drop_connection); the whole journal, whatever the identifier.
   const out = await host.run(
-    "journalctl --sync; journalctl --no-pager -o cat SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session | " +
-      "awk '/^Accepted publickey for /{a++} / past MaxStartups/{d++} END{print a+0, d+0}'",
+    "journalctl --sync; journalctl --no-pager -o cat | " +
+      "awk '/^Accepted publickey for /{a++} /^drop connection #/{d++} END{print a+0, d+0}'",
   );
   const [accepted, dropped] = out.trim().split(" ").map(Number);
   return { accepted: accepted!, dropped: dropped! };
@@ -118,6 +119,8 @@ export interface MeasuredRun {
   memory: MemoryPeaks;
   /** Per host name, what its sshd counted during the run. */
   sshd: Record<string, SshdCounts>;
+  /** Dials the command provider retried ("Dial 2/10 failed: retrying" in the engine's output). */
+  dialRetries: number;
   /** Per host name, the most SSH connections open at once (sampled every 2 s). */
   peakOpen: Record<string, number>;
 }
@@ -154,7 +157,8 @@ export async function measuredRun(
   const memory = sampler?.stop() ?? { engineMiB: 0, programMiB: 0 };
   const after = await Promise.all(hosts.map(sshdCounts));
   const sshd = Object.fromEntries(hosts.map((h, i) => [h.name, sshdDelta(before[i]!, after[i]!)]));
-  return { result, seconds, memory, sshd, peakOpen };
+  const dialRetries = result.output.split("\n").filter((l) => / Dial \d+\/-?\d+ failed: retrying/.test(l)).length;
+  return { result, seconds, memory, sshd, peakOpen, dialRetries };
 }
 
 /** Resources in the stack's state, the stack itself and provider resources left out. */
