@@ -47,4 +47,14 @@ describe("npm run bench", () => {
     assert.match(r.stderr, /--sizes 10,ten: expected a comma-separated list of service counts/);
     assert.equal(r.stdout, "");
   });
+
+  it("rejects an engine parallelism that is not a whole number of 1 or more, before booting anything", () => {
+    const r = spawnSync(tsx, [path.join(root, "scripts", "bench.ts"), "--engine", "--parallel", "0"], {
+      cwd: root,
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--parallel 0: expected the engine's parallelism, a whole number of 1 or more/);
+    assert.equal(r.stdout, "");
+  });
 });
