@@ -36,24 +36,8 @@ describe(
     let host: TestHost;
 
     before(async () => {
-      const bin = (name: Parameters<typeof toolPath>[0]) => toolPath(name)!;
-      hosts = await startHosts(["edge"], {
-        registry: bin("test-registry"),
-        images: testImages({
-          caddy: bin("caddy"),
-          caddyPlain: bin("caddy-plain"),
-          standin: bin("test-standin"),
-          envoyValidate: bin("envoy-validate"),
-        }),
-      });
+      ({ hosts, api, project } = await oneHostStack("storm", (services = generatedServices(SERVICES, ["edge"]))));
       host = hosts.hosts.edge!;
-      api = await startApiStandIn({ zones: [{ id: ZONE_ID, name: DOMAIN }] });
-      services = generatedServices(SERVICES, ["edge"]);
-      project = new PulumiProject("storm");
-      await project.init(e2eConfig(hosts, api.cloudflareBaseUrl, services), {
-        "edgeplane:sshPrivateKey": hosts.privateKey,
-        "cloudflare:apiToken": api.token,
-      });
     });
 
     after(async () => {
@@ -106,3 +90,67 @@ describe(
     });
   },
 );
+
+/**
+ * The same first `up`, smaller, onto a host whose sshd refuses nearly every connection
+ * that starts while another is still authenticating (`MaxStartups 1:90:2`): a storm on
+ * any machine, however slow. It must still succeed, because the command provider
+ * retries a refused connection (`dialErrorLimit`, 10 tries by default:
+ * provider/pkg/provider/remote/connection.go); the engine's output must show it did.
+ */
+describe(
+  "no SSH storm: a first up onto a host whose sshd refuses almost every concurrent connection",
+  { skip: missing.length > 0 && `needs: ${missing.join("; ")}` },
+  () => {
+    let hosts: TestHosts;
+    let api: ApiStandIn;
+    let project: PulumiProject;
+
+    before(async () => {
+      ({ hosts, api, project } = await oneHostStack("strict", generatedServices(10, ["edge"])));
+    });
+
+    after(async () => {
+      await hosts?.stop();
+      await api?.close();
+      project?.remove();
+    });
+
+    it("succeeds, the refused connections retried", async (t) => {
+      const host = hosts.hosts.edge!;
+      await host.run("echo 'MaxStartups 1:90:2' > /etc/ssh/sshd_config.d/00-strict.conf && systemctl restart ssh");
+      assert.equal((await host.run("sshd -T | grep -i '^maxstartups '")).trim(), "maxstartups 1:90:2");
+      const up = await measuredRun(project, ["up", "--yes", "--skip-preview", "--parallel", String(PARALLEL)], [host]);
+      t.diagnostic(
+        `first up: ${up.seconds.toFixed(0)} s; ${up.sshd.edge!.accepted} SSH sessions, ` +
+          `${up.sshd.edge!.dropped} drops logged by sshd, ${up.dialRetries} dials retried`,
+      );
+      assert.equal(up.result.code, 0, up.result.output.split("\n").slice(-80).join("\n"));
+      assert.ok(up.dialRetries > 0, "sshd refused no connection: no storm to absorb");
+    });
+  },
+);
+
+/** One fresh test host `edge`, the API stand-in and a project holding a stack of `services` on it. */
+async function oneHostStack(
+  stack: string,
+  services: Record<string, ServiceSpec>,
+): Promise<{ hosts: TestHosts; api: ApiStandIn; project: PulumiProject }> {
+  const bin = (name: Parameters<typeof toolPath>[0]) => toolPath(name)!;
+  const hosts = await startHosts(["edge"], {
+    registry: bin("test-registry"),
+    images: testImages({
+      caddy: bin("caddy"),
+      caddyPlain: bin("caddy-plain"),
+      standin: bin("test-standin"),
+      envoyValidate: bin("envoy-validate"),
+    }),
+  });
+  const api = await startApiStandIn({ zones: [{ id: ZONE_ID, name: DOMAIN }] });
+  const project = new PulumiProject(stack);
+  await project.init(e2eConfig(hosts, api.cloudflareBaseUrl, services), {
+    "edgeplane:sshPrivateKey": hosts.privateKey,
+    "cloudflare:apiToken": api.token,
+  });
+  return { hosts, api, project };
+}
