@@ -9,6 +9,7 @@
  * accepted (and dropped past MaxStartups), what the engine changed, and resources per
  * service in the state. Everything is torn down at the end, or on Ctrl-C.
  */
+import os from "node:os";
 import { startApiStandIn, type ApiStandIn } from "../test/support/api-stand-in";
 import { DOMAIN, ZONE_ID, e2eConfig, e2eMissing, generatedServices } from "../test/support/e2e";
 import { changeSummary, measuredRun, stateResources, type MeasuredRun } from "../test/support/engine-measure";
@@ -33,6 +34,7 @@ const HEADER = [
   "dials retried",
   "engine's summary",
   "resources per service",
+  "load average (1 min)",
 ];
 const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
 
@@ -112,6 +114,8 @@ export async function benchEngine(sizes: number[], parallel: number | undefined)
             String(run.dialRetries),
             changeSummary(run.result.output),
             (resources / n).toFixed(1),
+            // This machine's load as the step ended: wall times stretch with it on a shared machine.
+            os.loadavg()[0]!.toFixed(1),
           ]),
         );
       }
