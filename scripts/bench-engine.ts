@@ -11,12 +11,11 @@
  */
 import os from "node:os";
 import { startApiStandIn, type ApiStandIn } from "../test/support/api-stand-in";
-import { DOMAIN, ZONE_ID, e2eConfig, e2eMissing, generatedServices } from "../test/support/e2e";
+import { DOMAIN, ZONE_ID, e2eConfig, e2eMissing, generatedServices, startE2eHosts } from "../test/support/e2e";
 import { changeSummary, measuredRun, stateResources, type MeasuredRun } from "../test/support/engine-measure";
-import { startHosts, type TestHosts } from "../test/support/hosts";
+import type { TestHosts } from "../test/support/hosts";
 import { PulumiProject } from "../test/support/pulumi-project";
-import { IMAGES, testImages } from "../test/support/test-images";
-import { toolPath } from "../test/support/tools";
+import { IMAGES } from "../test/support/test-images";
 
 const HOSTS = ["edge", "app"] as const;
 /** The service whose image the last step changes: an app on `app`, public, unprotected. */
@@ -64,16 +63,7 @@ export async function benchEngine(sizes: number[], parallel: number | undefined)
     };
     try {
       console.error(`bench: ${n} services: booting ${HOSTS.join(" and ")}…`);
-      const bin = (name: Parameters<typeof toolPath>[0]) => toolPath(name)!;
-      hosts = await startHosts(HOSTS, {
-        registry: bin("test-registry"),
-        images: testImages({
-          caddy: bin("caddy"),
-          caddyPlain: bin("caddy-plain"),
-          standin: bin("test-standin"),
-          envoyValidate: bin("envoy-validate"),
-        }),
-      });
+      hosts = await startE2eHosts(HOSTS);
       api = await startApiStandIn({ zones: [{ id: ZONE_ID, name: DOMAIN }] });
       project = new PulumiProject(`bench${n}`);
       const config = (changed: boolean) =>

@@ -30,14 +30,14 @@ import {
   routesFrom,
   runningDnsTokens,
   sniRouter,
+  startE2eHosts,
   type Helper,
   type ServiceSpec,
 } from "../support/e2e";
-import { REPO, startHosts, tempDir, type TestHost, type TestHosts } from "../support/hosts";
+import { REPO, tempDir, type TestHost, type TestHosts } from "../support/hosts";
 import { eventually, proxyV2Header, request, type Response } from "../support/live";
 import { PulumiProject, type RunResult } from "../support/pulumi-project";
-import { IMAGES, testImages } from "../support/test-images";
-import { toolPath } from "../support/tools";
+import { IMAGES } from "../support/test-images";
 import { shQuote } from "../../components/remote/script";
 
 const missing = e2eMissing();
@@ -118,16 +118,7 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
   before(async () => {
     dir = tempDir("edgeplane-e2e-");
     api = await startApiStandIn({ zones: [{ id: ZONE_ID, name: DOMAIN }] });
-    const bin = (name: Parameters<typeof toolPath>[0]) => toolPath(name)!;
-    hosts = await startHosts(["edge", "app"], {
-      registry: bin("test-registry"),
-      images: testImages({
-        caddy: bin("caddy"),
-        caddyPlain: bin("caddy-plain"),
-        standin: bin("test-standin"),
-        envoyValidate: bin("envoy-validate"),
-      }),
-    });
+    hosts = await startE2eHosts(["edge", "app"]);
     services = e2eServices();
     project = new PulumiProject("e2e");
     await project.init(config(), { "edgeplane:sshPrivateKey": hosts.privateKey, "cloudflare:apiToken": api.token });

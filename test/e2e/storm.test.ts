@@ -10,12 +10,19 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startApiStandIn, type ApiStandIn } from "../support/api-stand-in";
-import { DOMAIN, ZONE_ID, e2eConfig, e2eMissing, generatedServices, openPorts, type ServiceSpec } from "../support/e2e";
+import {
+  DOMAIN,
+  ZONE_ID,
+  e2eConfig,
+  e2eMissing,
+  generatedServices,
+  openPorts,
+  startE2eHosts,
+  type ServiceSpec,
+} from "../support/e2e";
 import { changeSummary, measuredRun, type MeasuredRun } from "../support/engine-measure";
-import { startHosts, type TestHost, type TestHosts } from "../support/hosts";
+import type { TestHost, TestHosts } from "../support/hosts";
 import { PulumiProject } from "../support/pulumi-project";
-import { testImages } from "../support/test-images";
-import { toolPath } from "../support/tools";
 
 const missing = e2eMissing();
 if (missing.length > 0 && process.env.CI) {
@@ -136,16 +143,7 @@ async function oneHostStack(
   stack: string,
   services: Record<string, ServiceSpec>,
 ): Promise<{ hosts: TestHosts; api: ApiStandIn; project: PulumiProject }> {
-  const bin = (name: Parameters<typeof toolPath>[0]) => toolPath(name)!;
-  const hosts = await startHosts(["edge"], {
-    registry: bin("test-registry"),
-    images: testImages({
-      caddy: bin("caddy"),
-      caddyPlain: bin("caddy-plain"),
-      standin: bin("test-standin"),
-      envoyValidate: bin("envoy-validate"),
-    }),
-  });
+  const hosts = await startE2eHosts(["edge"]);
   const api = await startApiStandIn({ zones: [{ id: ZONE_ID, name: DOMAIN }] });
   const project = new PulumiProject(stack);
   await project.init(e2eConfig(hosts, api.cloudflareBaseUrl, services), {

@@ -11,9 +11,9 @@ import net from "node:net";
 import path from "node:path";
 import YAML from "yaml";
 import type { TestHost, TestHosts } from "./hosts";
-import { missingPrerequisites } from "./hosts";
+import { missingPrerequisites, startHosts } from "./hosts";
 import { pulumiMissing } from "./pulumi-project";
-import { IMAGES } from "./test-images";
+import { IMAGES, testImages } from "./test-images";
 import { toolPath, type ToolName } from "./tools";
 
 export const DOMAIN = "e2e.example.org";
@@ -28,6 +28,20 @@ export function e2eMissing(): string[] {
   const pulumi = pulumiMissing();
   if (pulumi) missing.push(pulumi);
   return missing;
+}
+
+/** Boots test hosts `names`, each with its registry serving the test images (test-images.ts). */
+export function startE2eHosts(names: readonly string[]): Promise<TestHosts> {
+  const bin = (name: ToolName) => toolPath(name)!;
+  return startHosts(names, {
+    registry: bin("test-registry"),
+    images: testImages({
+      caddy: bin("caddy"),
+      caddyPlain: bin("caddy-plain"),
+      standin: bin("test-standin"),
+      envoyValidate: bin("envoy-validate"),
+    }),
+  });
 }
 
 export interface ServiceSpec {
