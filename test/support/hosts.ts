@@ -429,7 +429,9 @@ async function startHost(p: HostParams): Promise<TestHost> {
       sh(`ip netns del ${machine}`, { allowFail: true });
       sh(`ip link del ${hostSide}`, { allowFail: true });
       sh(`ip link del ${tailnetSide}`, { allowFail: true });
-      fs.rmSync(dir, { recursive: true, force: true });
+      // A machine killed with many pods may still have its last processes writing into
+      // container storage for a moment (ENOTEMPTY): retried, as rmSync allows.
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 500 });
     },
   };
   return host;
