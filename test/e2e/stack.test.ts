@@ -495,13 +495,16 @@ describe("end to end: pulumi up onto real hosts", { skip: missing.length > 0 && 
     watching = false;
     await watcher;
     assert.equal(rotated.code, 0, rotated.output);
+    // And once more now: on a quiet machine the deletion, `up`'s last step, can leave the
+    // watcher no turn before `up` returns.
+    assert.ok(!api.state().tokens.some((t) => t.id === old.id));
+    seenAfterDelete.push(await running());
 
     const fresh = token("edgeplane-e2e-web-r2")!;
     assert.ok(fresh, "a new token for web");
     assert.equal(token("edgeplane-e2e-web"), undefined, "the old token is deleted");
     assert.equal(await secretOnHost(), digest(fresh.value), "the podman secret holds the new token");
     assert.deepEqual(await running(), [digest(fresh.value)], "the running Caddy holds the new token");
-    assert.ok(seenAfterDelete.length > 0, "the watcher saw the old token deleted");
     assert.ok(
       seenAfterDelete.every((tokens) => tokens.length === 1 && tokens[0] === digest(fresh.value)),
       "once the old token was deleted, the running Caddy never held it",
