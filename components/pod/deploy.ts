@@ -70,6 +70,13 @@ export interface PodDeploySpec {
   readonly subuidFile?: string;
 }
 
+/**
+ * Shell function: runs its arguments as the service user ($user, uid $uid), in its home,
+ * with the environment systemd and podman expect of a logged-in user (lingering gives
+ * it a runtime folder).
+ */
+const AS_USER = `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`;
+
 /** In the service user's home: a restart or reload owed by a run that did not finish. */
 export const PENDING = ".edgeplane-pending";
 
@@ -126,9 +133,9 @@ export function podDeployScript(spec: PodDeploySpec): string {
     `uid=$(id -u "$user")`,
     // Lingering starts the user's manager asynchronously; podman and systemctl --user need it (and its runtime folder) now.
     `sudo -n systemctl start "user@$uid.service"`,
-    // As the service user, in its home, with the environment systemd and podman expect
-    // of a logged-in user (lingering gives it a runtime folder).
-    `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`,
+    AS_USER,
+    // Writes a line ($2) to a file ($1) in the service user's home, as that user.
+    `note() { printf '%s\\n' "$2" | as_user sh -c 'cat >"$1"' edgeplane "$home/$1"; }`,
     `stage=$(as_user mktemp -d "$home/.edgeplane-stage.XXXXXXXX")`,
     `trap 'as_user rm -rf "$stage"' EXIT`,
     `put() { as_user mkdir -p "$(dirname "$stage/$2")" && printf '%s' "$1" | base64 -d | as_user sh -c 'cat >"$1" && chmod "$2" "$1"' edgeplane "$stage/$2" "$3"; }`,
@@ -166,7 +173,7 @@ export function podDeployScript(spec: PodDeploySpec): string {
     "done",
     // Which of the stack's hosts this pod belongs to: a removal meant for another host
     // name (the pod moved, or the host was renamed) leaves it alone.
-    `printf '%s\\n' ${q(spec.host)} | as_user sh -c 'cat >"$1"' edgeplane "$home/${HOST_MARKER}"`,
+    `note ${HOST_MARKER} ${q(spec.host)}`,
     // Secrets: replaced only when the value differs; its effect decides restart or reload.
     // (The comparison is of the values as $(…) gives them, without trailing newlines, which
     // no generated value has; the new value is stored byte for byte, straight from stdin.)
@@ -179,13 +186,13 @@ export function podDeployScript(spec: PodDeploySpec): string {
     "done",
     // A pod (or its Caddy) that is not running restarts: it then reads every file and secret.
     `if [ "$units_changed$restart" != 00 ] || ! as_user systemctl --user is-active --quiet ${q(spec.podUnit)} ${q(`${spec.caddyContainer}.service`)}; then`,
-    `  echo restart | as_user sh -c 'cat >"$1"' edgeplane "$home/${PENDING}"`,
+    `  note ${PENDING} restart`,
     ...spec.beforeStart.map((l) => `  as_user sh -c ${q(l)}`),
     `  as_user systemctl --user daemon-reload`,
     `  as_user systemctl --user restart ${q(spec.podUnit)}`,
     `  echo "edgeplane: pod ${spec.service} restarted"`,
     `elif [ "$caddyfile_changed$reload" != 00 ]; then`,
-    `  echo reload | as_user sh -c 'cat >"$1"' edgeplane "$home/${PENDING}"`,
+    `  note ${PENDING} reload`,
     `  if ! problems=$(${withToken(`exec podman exec${tokenVar ? " --env CF_API_TOKEN" : ""} ${q(spec.caddyContainer)} ${spec.reloadCaddy}`)} 2>&1); then`,
     `    printf 'edgeplane: Caddy of pod ${spec.service} refused the new config; the pod keeps running the previous one until the next pulumi up:\n%s\n' "$(printf '%s\n' "$problems" | redact)" >&2`,
     "    exit 1",
@@ -222,7 +229,7 @@ export function podRemoveScript(
       `owner=$(sudo -n cat "$home/${HOST_MARKER}" 2>/dev/null) || owner=${q(spec.host)}`,
       `if [ "$owner" != ${q(spec.host)} ]; then echo "edgeplane: pod ${spec.service} here now belongs to host $owner; left in place"; exit 0; fi`,
       `uid=$(id -u "$user")`,
-      `as_user() { sudo -n -u "$user" env XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" sh -c 'cd && "$@"' edgeplane "$@"; }`,
+      AS_USER,
       // Each step fails the removal unless what it removes is gone anyway.
       `as_user systemctl --user stop ${q(spec.podUnit)} || ! as_user systemctl --user is-active --quiet ${q(spec.podUnit)}`,
       `sudo -n rm -f ${paths.join(" ")} "$home/${PENDING}"`,
